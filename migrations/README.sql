@@ -1,0 +1,1 @@
+-- Schema migrations for telemetry storage arrive with the storage work; empty for now.

@@ -1,0 +1,20 @@
+//! AEGIS: a fleet digital twin and predictive-maintenance workbench.
+//!
+//! - [`model`]: the data model every process shares.
+//! - [`scenario`]: scenario files.
+//! - [`bus`]: the message bus interface and its in-process implementation.
+//! - [`sim`]: the simulated fleet (Bevy ECS + rapier).
+//! - [`app`]: assembling headless and windowed apps, and running them.
+//! - `gui` (feature `gui`): the 3D view and panels.
+
+pub mod app;
+pub mod bench;
+pub mod bus;
+pub mod cli;
+#[cfg(feature = "gui")]
+pub mod gui;
+pub mod model;
+pub mod scenario;
+pub mod schedule;
+pub mod sim;
+mod third_party;

@@ -1,0 +1,5 @@
+//! The `aegis` command.
+
+fn main() -> std::process::ExitCode {
+    aegis::cli::main()
+}

@@ -1,0 +1,152 @@
+//! The telemetry metric catalogue: every metric's name, unit, group and plausible (sensor)
+//! range, in one table that drives serialisation, validation and the documentation.
+
+use serde::{Deserialize, Serialize};
+
+/// Subsystem a metric belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricGroup {
+    /// Engine, transmission and driver inputs.
+    Powertrain,
+    /// Engine and drivetrain temperatures.
+    Thermal,
+    /// Oil, coolant and fuel.
+    Fluids,
+    /// Battery and charging system.
+    Electrical,
+    /// Friction brakes.
+    Brakes,
+    /// The four tyres.
+    Tyres,
+    /// Accelerometers on the chassis, engine and wheel hubs.
+    Vibration,
+    /// Position and inertial measurement.
+    Position,
+    /// What the vehicle senses of its surroundings.
+    Environment,
+}
+
+/// Static description of one metric.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricSpec {
+    /// Wire name, e.g. `coolant_temp_c`.
+    pub name: &'static str,
+    /// Unit symbol.
+    pub unit: &'static str,
+    /// Subsystem.
+    pub group: MetricGroup,
+    /// Lowest value the sensor can report.
+    pub min: f32,
+    /// Highest value the sensor can report.
+    pub max: f32,
+    /// One-line description.
+    pub description: &'static str,
+}
+
+macro_rules! metrics {
+    ($( $variant:ident => $name:literal, $unit:literal, $group:ident, $min:literal, $max:literal, $doc:literal; )*) => {
+        /// One named telemetry metric. The discriminant indexes [`TelemetryFrame::values`](super::TelemetryFrame).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum Metric {
+            $( #[doc = $doc] $variant, )*
+        }
+
+        /// Every metric, in wire order.
+        pub const METRICS: &[MetricSpec] = &[
+            $( MetricSpec { name: $name, unit: $unit, group: MetricGroup::$group, min: $min, max: $max, description: $doc }, )*
+        ];
+
+        impl Metric {
+            /// Every metric, in wire order.
+            pub const ALL: &[Metric] = &[ $( Metric::$variant, )* ];
+        }
+    };
+}
+
+metrics! {
+    SpeedKph => "speed_kph", "km/h", Powertrain, 0.0, 250.0, "Vehicle speed over ground";
+    EngineRpm => "engine_rpm", "rpm", Powertrain, 0.0, 8000.0, "Engine crankshaft speed";
+    EngineLoadPct => "engine_load_pct", "%", Powertrain, 0.0, 100.0, "Engine torque as a share of the torque available at this rpm";
+    ThrottlePct => "throttle_pct", "%", Powertrain, 0.0, 100.0, "Accelerator pedal position";
+    BrakePedalPct => "brake_pedal_pct", "%", Powertrain, 0.0, 100.0, "Brake pedal position";
+    Gear => "gear", "-", Powertrain, 0.0, 8.0, "Engaged gear (0 = neutral)";
+    EnginePowerKw => "engine_power_kw", "kW", Powertrain, -50.0, 600.0, "Engine output power";
+    CoolantTempC => "coolant_temp_c", "°C", Thermal, -40.0, 150.0, "Engine coolant temperature";
+    OilTempC => "oil_temp_c", "°C", Thermal, -40.0, 180.0, "Engine oil temperature";
+    IntakeAirTempC => "intake_air_temp_c", "°C", Thermal, -40.0, 120.0, "Intake manifold air temperature";
+    TransmissionTempC => "transmission_temp_c", "°C", Thermal, -40.0, 160.0, "Transmission fluid temperature";
+    OilPressureKpa => "oil_pressure_kpa", "kPa", Fluids, 0.0, 800.0, "Engine oil gallery pressure";
+    CoolantLevelPct => "coolant_level_pct", "%", Fluids, 0.0, 100.0, "Coolant expansion tank level";
+    FuelLevelPct => "fuel_level_pct", "%", Fluids, 0.0, 100.0, "Fuel tank level";
+    FuelRateLph => "fuel_rate_lph", "L/h", Fluids, 0.0, 150.0, "Instantaneous fuel consumption";
+    BatteryVoltageV => "battery_voltage_v", "V", Electrical, 0.0, 32.0, "Battery terminal voltage (24 V system)";
+    BatteryCurrentA => "battery_current_a", "A", Electrical, -600.0, 300.0, "Battery current, positive when charging";
+    BatterySocPct => "battery_soc_pct", "%", Electrical, 0.0, 100.0, "Battery state of charge";
+    BatteryTempC => "battery_temp_c", "°C", Electrical, -40.0, 90.0, "Battery pack temperature";
+    BatteryResistanceMohm => "battery_resistance_mohm", "mΩ", Electrical, 0.0, 200.0, "Estimated battery internal resistance";
+    BrakePadFrontMm => "brake_pad_front_mm", "mm", Brakes, 0.0, 25.0, "Front brake pad thickness";
+    BrakePadRearMm => "brake_pad_rear_mm", "mm", Brakes, 0.0, 25.0, "Rear brake pad thickness";
+    BrakeTempFrontC => "brake_temp_front_c", "°C", Brakes, -40.0, 900.0, "Front brake disc temperature";
+    BrakeTempRearC => "brake_temp_rear_c", "°C", Brakes, -40.0, 900.0, "Rear brake disc temperature";
+    TyrePressureFlKpa => "tyre_pressure_fl_kpa", "kPa", Tyres, 0.0, 1200.0, "Front-left tyre pressure";
+    TyrePressureFrKpa => "tyre_pressure_fr_kpa", "kPa", Tyres, 0.0, 1200.0, "Front-right tyre pressure";
+    TyrePressureRlKpa => "tyre_pressure_rl_kpa", "kPa", Tyres, 0.0, 1200.0, "Rear-left tyre pressure";
+    TyrePressureRrKpa => "tyre_pressure_rr_kpa", "kPa", Tyres, 0.0, 1200.0, "Rear-right tyre pressure";
+    TyreTempFlC => "tyre_temp_fl_c", "°C", Tyres, -40.0, 200.0, "Front-left tyre temperature";
+    TyreTempFrC => "tyre_temp_fr_c", "°C", Tyres, -40.0, 200.0, "Front-right tyre temperature";
+    TyreTempRlC => "tyre_temp_rl_c", "°C", Tyres, -40.0, 200.0, "Rear-left tyre temperature";
+    TyreTempRrC => "tyre_temp_rr_c", "°C", Tyres, -40.0, 200.0, "Rear-right tyre temperature";
+    VibrationChassisG => "vibration_chassis_g", "g", Vibration, 0.0, 20.0, "Chassis vibration, RMS";
+    VibrationEngineG => "vibration_engine_g", "g", Vibration, 0.0, 20.0, "Engine block vibration, RMS";
+    VibrationWheelFlG => "vibration_wheel_fl_g", "g", Vibration, 0.0, 20.0, "Front-left hub vibration, RMS";
+    VibrationWheelFrG => "vibration_wheel_fr_g", "g", Vibration, 0.0, 20.0, "Front-right hub vibration, RMS";
+    VibrationWheelRlG => "vibration_wheel_rl_g", "g", Vibration, 0.0, 20.0, "Rear-left hub vibration, RMS";
+    VibrationWheelRrG => "vibration_wheel_rr_g", "g", Vibration, 0.0, 20.0, "Rear-right hub vibration, RMS";
+    PositionXM => "position_x_m", "m", Position, -100000.0, 100000.0, "East position in the world frame";
+    PositionZM => "position_z_m", "m", Position, -100000.0, 100000.0, "South position in the world frame";
+    AltitudeM => "altitude_m", "m", Position, -500.0, 5000.0, "Altitude above sea level";
+    HeadingDeg => "heading_deg", "°", Position, 0.0, 360.0, "Heading, clockwise from north";
+    AccelLongG => "accel_long_g", "g", Position, -3.0, 3.0, "Longitudinal acceleration";
+    AccelLatG => "accel_lat_g", "g", Position, -3.0, 3.0, "Lateral acceleration";
+    YawRateDps => "yaw_rate_dps", "°/s", Position, -180.0, 180.0, "Yaw rate";
+    GradePct => "grade_pct", "%", Position, -40.0, 40.0, "Road grade along the heading, positive uphill";
+    OdometerKm => "odometer_km", "km", Position, 0.0, 5000000.0, "Distance travelled";
+    AmbientTempC => "ambient_temp_c", "°C", Environment, -50.0, 60.0, "Outside air temperature";
+    PrecipitationMmH => "precipitation_mm_h", "mm/h", Environment, 0.0, 100.0, "Rain rate at the vehicle";
+    RoadFriction => "road_friction", "μ", Environment, 0.0, 1.2, "Estimated tyre-road friction coefficient";
+    WindSpeedMps => "wind_speed_mps", "m/s", Environment, 0.0, 60.0, "Wind speed";
+}
+
+/// Number of metrics in a telemetry frame.
+pub const METRIC_COUNT: usize = METRICS.len();
+
+impl Metric {
+    /// Static description of this metric.
+    pub fn spec(self) -> &'static MetricSpec {
+        &METRICS[self as usize]
+    }
+
+    /// Wire name of this metric.
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+
+    /// Looks a metric up by its wire name.
+    pub fn from_name(name: &str) -> Option<Metric> {
+        METRICS.iter().position(|spec| spec.name == name).map(|i| Metric::ALL[i])
+    }
+}
+
+/// The metric table as Markdown, as it appears in `docs/TELEMETRY.md`.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| metric | unit | group | min | max | description |\n|---|---|---|---|---|---|\n");
+    for spec in METRICS {
+        out.push_str(&format!(
+            "| `{}` | {} | {:?} | {} | {} | {} |\n",
+            spec.name, spec.unit, spec.group, spec.min, spec.max, spec.description
+        ));
+    }
+    out
+}

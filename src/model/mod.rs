@@ -1,0 +1,130 @@
+//! The AEGIS data model: every type that crosses a process boundary, with serde and
+//! validation. Nothing here depends on Bevy, so any consumer can use it.
+
+mod alert;
+mod message;
+pub mod metrics;
+mod telemetry;
+mod vehicle;
+
+pub use alert::{Alert, Recommendation, RecommendedAction, Severity};
+pub use message::{
+    Body, Command, CommandAck, CommandAction, CommandOutcome, Envelope, Event, EventKind, Heartbeat,
+    MessageKind, PROTOCOL_VERSION, ParseError, RuleDecision,
+};
+pub use metrics::{METRIC_COUNT, METRICS, Metric, MetricGroup, MetricSpec};
+pub use telemetry::{FailureTruth, Telemetry, TelemetryFrame};
+pub use vehicle::{
+    Capability, ComponentHealth, Pose, VehicleId, VehicleIdentity, VehicleModel, VehicleState,
+    VehicleStatus,
+};
+
+use serde::{Deserialize, Serialize};
+
+/// A validation failure, naming the offending field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}`: {problem}")]
+pub struct ValidationError {
+    /// Dotted path of the field.
+    pub field: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl ValidationError {
+    /// A new error for `field`.
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self { field: field.into(), problem: problem.into() }
+    }
+}
+
+/// A vehicle component that can wear or fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum Component {
+    /// Engine block and internals.
+    Engine,
+    /// Radiator, pump, hoses and coolant.
+    CoolingSystem,
+    /// Oil pump and lubrication circuit.
+    Lubrication,
+    /// Starter battery.
+    Battery,
+    /// Brake pads and discs.
+    Brakes,
+    /// Tyres.
+    Tyres,
+    /// Wheel bearings.
+    WheelBearings,
+    /// Sensors and their wiring.
+    Sensors,
+}
+
+impl Component {
+    /// Every component, in discriminant order.
+    pub const ALL: [Component; 8] = [
+        Component::Engine,
+        Component::CoolingSystem,
+        Component::Lubrication,
+        Component::Battery,
+        Component::Brakes,
+        Component::Tyres,
+        Component::WheelBearings,
+        Component::Sensors,
+    ];
+}
+
+/// The failure modes the simulator can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureMode {
+    /// Coolant escapes; the engine overheats once the level is low.
+    CoolantLeak,
+    /// Pads wear faster than normal until metal meets disc.
+    BrakePadWear,
+    /// Cells lose capacity and gain resistance; voltage sags under load.
+    BatteryDegradation,
+    /// A tyre loses pressure; hot, under-inflated tyres can blow out.
+    SlowPuncture,
+    /// The oil pump loses delivery; oil pressure falls, then collapses.
+    OilPumpFailure,
+    /// A wheel bearing wears; its hub vibrates and heats.
+    WheelBearingWear,
+    /// A sensor sticks at its last value.
+    SensorStuck,
+    /// A sensor's reading drifts away from the truth.
+    SensorDrift,
+}
+
+impl FailureMode {
+    /// Every failure mode.
+    pub const ALL: [FailureMode; 8] = [
+        FailureMode::CoolantLeak,
+        FailureMode::BrakePadWear,
+        FailureMode::BatteryDegradation,
+        FailureMode::SlowPuncture,
+        FailureMode::OilPumpFailure,
+        FailureMode::WheelBearingWear,
+        FailureMode::SensorStuck,
+        FailureMode::SensorDrift,
+    ];
+
+    /// The component this mode damages.
+    pub fn component(self) -> Component {
+        match self {
+            FailureMode::CoolantLeak => Component::CoolingSystem,
+            FailureMode::BrakePadWear => Component::Brakes,
+            FailureMode::BatteryDegradation => Component::Battery,
+            FailureMode::SlowPuncture => Component::Tyres,
+            FailureMode::OilPumpFailure => Component::Lubrication,
+            FailureMode::WheelBearingWear => Component::WheelBearings,
+            FailureMode::SensorStuck | FailureMode::SensorDrift => Component::Sensors,
+        }
+    }
+
+    /// Whether this is a fault of the measurement rather than of the machine.
+    pub fn is_sensor_fault(self) -> bool {
+        self.component() == Component::Sensors
+    }
+}

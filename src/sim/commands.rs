@@ -1,0 +1,91 @@
+//! Commands from the bus: vehicles apply them to their navigation and acknowledge them.
+
+use bevy::prelude::*;
+
+use super::clock::SimClock;
+use super::outbox::{BusHandle, Outbox, SimCounters};
+use super::vehicle::{Navigation, Plan, RuleState, Vehicle};
+use super::world::RoadNetwork;
+use super::VehicleIndex;
+use crate::bus::{Backlog, Filter, Subscription};
+use crate::model::{Body, CommandAck, CommandAction, CommandOutcome, MessageKind, VehicleStatus};
+use crate::schedule::SimSystems;
+
+/// Commands waiting for the vehicles.
+#[derive(Resource)]
+pub struct CommandInbox(Subscription);
+
+pub(super) fn plugin(app: &mut App) {
+    app.add_systems(Startup, subscribe);
+    app.add_systems(FixedUpdate, apply_commands.in_set(SimSystems::Receive));
+}
+
+fn subscribe(mut commands: Commands, bus: Res<BusHandle>) {
+    commands.insert_resource(CommandInbox(bus.0.subscribe(Filter::kinds(&[MessageKind::Command]), Backlog::Bounded(65_536))));
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply_commands(
+    clock: Res<SimClock>,
+    inbox: Option<Res<CommandInbox>>,
+    index: Res<VehicleIndex>,
+    network: Res<RoadNetwork>,
+    mut vehicles: Query<(&Vehicle, &mut Navigation, &mut RuleState)>,
+    mut outbox: ResMut<Outbox>,
+    mut counters: ResMut<SimCounters>,
+) {
+    let Some(inbox) = inbox else { return };
+    for envelope in inbox.0.try_iter() {
+        let Body::Command(command) = &envelope.body else { continue };
+        let Some((vehicle, mut nav, mut rules)) = index.get(envelope.vehicle_id).and_then(|e| vehicles.get_mut(e).ok()) else {
+            warn!("command {} for unknown vehicle {} ignored", command.command_id, envelope.vehicle_id);
+            continue;
+        };
+        let expired = envelope.sim_time + command.ttl_s < clock.seconds();
+        let result = if expired { Err("expired before delivery".to_owned()) } else { apply(&command.action, vehicle, &mut nav, &mut rules, &network) };
+        counters.commands_handled += 1;
+        let (outcome, detail) = match result {
+            Ok(()) => (CommandOutcome::Accepted, None),
+            Err(why) => (CommandOutcome::Rejected, Some(why)),
+        };
+        outbox.send(vehicle.id, Body::CommandAck(CommandAck { command_id: command.command_id.clone(), outcome, detail }));
+    }
+}
+
+fn apply(action: &CommandAction, vehicle: &Vehicle, nav: &mut Navigation, rules: &mut RuleState, network: &RoadNetwork) -> Result<(), String> {
+    let driving = matches!(nav.status, VehicleStatus::EnRoute | VehicleStatus::Returning);
+    match action {
+        CommandAction::ReduceSpeed { max_kph } => nav.commanded_cap_mps = Some(max_kph / 3.6),
+        CommandAction::Stop => {
+            nav.stop_commanded = true;
+            if driving {
+                nav.status = VehicleStatus::Stopped;
+            }
+        }
+        CommandAction::Resume => {
+            nav.stop_commanded = false;
+            nav.commanded_cap_mps = None;
+            rules.decision = None;
+            if nav.status == VehicleStatus::Stopped {
+                nav.status = VehicleStatus::EnRoute;
+            }
+        }
+        CommandAction::ReturnToDepot | CommandAction::ScheduleMaintenance => {
+            if matches!(action, CommandAction::ScheduleMaintenance) {
+                nav.maintenance_due = true;
+            }
+            nav.plan = Plan::ToDepot(vehicle.home_depot);
+            if driving || nav.status == VehicleStatus::Stopped {
+                nav.status = VehicleStatus::Returning;
+            } else if nav.status == VehicleStatus::Idle && nav.maintenance_due {
+                nav.status = VehicleStatus::InMaintenance;
+                nav.repair_s = super::failures::REPAIR_S;
+            }
+        }
+        CommandAction::ChangeMission { destination_depot } => {
+            let depot = network.depot_named(destination_depot).ok_or_else(|| format!("no depot named `{destination_depot}`"))?;
+            nav.plan = Plan::ToDepot(depot as u16);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! The simulated fleet: vehicles as ECS entities on rapier rigid bodies, driven over a road
+//! network, with thermal, electrical and wear models, injected failures, sensors and local
+//! rules. Everything runs in `FixedUpdate`, so a run depends only on its scenario and seed.
+
+pub mod clock;
+mod commands;
+pub mod condition;
+pub mod dynamics;
+pub mod environment;
+pub mod failures;
+pub mod outbox;
+pub mod rules;
+pub mod sensors;
+pub mod vehicle;
+pub mod world;
+
+use bevy::prelude::*;
+
+use crate::bus::SharedBus;
+use crate::model::VehicleId;
+use crate::scenario::Scenario;
+
+pub use clock::{SimClock, Speed};
+pub use failures::InjectFailure;
+pub use outbox::{BusHandle, SimCounters};
+pub use vehicle::{FleetConfig, Vehicle};
+
+/// The scenario being run.
+#[derive(Resource, Debug, Clone)]
+pub struct ScenarioResource(pub Scenario);
+
+/// Vehicle entities by id, for routing commands and injections.
+#[derive(Resource, Debug, Default)]
+pub struct VehicleIndex(Vec<Entity>);
+
+impl VehicleIndex {
+    /// The entity of vehicle `id`.
+    pub fn get(&self, id: VehicleId) -> Option<Entity> {
+        (id.0 as usize).checked_sub(1).and_then(|i| self.0.get(i)).copied()
+    }
+}
+
+/// Runs a scenario's fleet on a bus.
+pub struct SimPlugin {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Vehicles to spawn (the scenario's count unless overridden).
+    pub vehicles: u32,
+    /// Run seed (the scenario's unless overridden).
+    pub seed: u64,
+    /// Where vehicles publish and receive.
+    pub bus: SharedBus,
+}
+
+impl Plugin for SimPlugin {
+    fn build(&self, app: &mut App) {
+        let network = world::RoadNetwork::generate(&self.scenario);
+        let env_model = environment::EnvironmentModel {
+            spec: self.scenario.environment.clone(),
+            base_altitude_m: self.scenario.world.base_altitude_m,
+            shower_phase: (self.seed % 6283) as f32 / 1000.0,
+        };
+        app.insert_resource(failures::InjectionSchedule::from_scenario(&self.scenario, self.vehicles))
+            .insert_resource(FleetConfig { count: self.vehicles, seed: self.seed, dwell_s: self.scenario.fleet.dwell_s })
+            .insert_resource(ScenarioResource(self.scenario.clone()))
+            .insert_resource(BusHandle(self.bus.clone()))
+            .insert_resource(network)
+            .insert_resource(env_model)
+            .init_resource::<VehicleIndex>();
+        app.add_plugins((
+            crate::third_party::rapier::plugin,
+            crate::schedule::plugin,
+            clock::plugin,
+            environment::plugin,
+            outbox::plugin,
+            commands::plugin,
+            failures::plugin,
+            dynamics::plugin,
+            condition::plugin,
+            sensors::plugin,
+            rules::plugin,
+        ));
+        app.add_systems(Startup, (vehicle::spawn_fleet, index_vehicles).chain());
+    }
+}
+
+fn index_vehicles(mut index: ResMut<VehicleIndex>, vehicles: Query<(Entity, &Vehicle)>) {
+    let mut all: Vec<_> = vehicles.iter().map(|(e, v)| (v.id, e)).collect();
+    all.sort_by_key(|(id, _)| *id);
+    index.0 = all.into_iter().map(|(_, e)| e).collect();
+}

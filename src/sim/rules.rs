@@ -1,0 +1,191 @@
+//! Local rules: each vehicle watches its own sensor readings with threshold, rate-of-change
+//! and persistence checks, and decides to warn, derate power, limp home or stop. Decisions act
+//! on the physics through [`RuleState::decision`] and are announced as events.
+
+use bevy::prelude::*;
+
+use super::outbox::{Outbox, SimCounters};
+use super::sensors::SampledSensors;
+use super::vehicle::{Navigation, RuleState, SensorState, Vehicle};
+use crate::model::{EventKind, Metric, RuleDecision, TelemetryFrame, VehicleStatus};
+use crate::schedule::SimSystems;
+
+/// What a rule looks at.
+#[derive(Debug, Clone, Copy)]
+pub enum Signal {
+    /// One metric as read.
+    Metric(Metric),
+    /// The lowest tyre pressure as a share of the model's nominal pressure.
+    LowestTyreShare,
+    /// The highest wheel-hub vibration.
+    HighestWheelVibration,
+    /// The thinner brake pad.
+    ThinnestPad,
+}
+
+/// The condition a rule tests.
+#[derive(Debug, Clone, Copy)]
+pub enum Test {
+    /// Signal above the limit.
+    Above(f32),
+    /// Signal below the limit.
+    Below(f32),
+    /// Signal falling faster than this many units per second.
+    FallingFaster(f32),
+    /// Signal rising faster than this many units per second.
+    RisingFaster(f32),
+}
+
+/// One local rule.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    /// Name used in events.
+    pub name: &'static str,
+    /// What it watches.
+    pub signal: Signal,
+    /// When it fires.
+    pub test: Test,
+    /// Seconds the test must hold before the rule fires.
+    pub persistence_s: u16,
+    /// Only while the engine turns (oil pressure means nothing at rest).
+    pub engine_running: bool,
+    /// What the vehicle does.
+    pub decision: RuleDecision,
+}
+
+const fn rule(name: &'static str, signal: Signal, test: Test, persistence_s: u16, decision: RuleDecision) -> Rule {
+    Rule { name, signal, test, persistence_s, engine_running: false, decision }
+}
+
+/// The rules every vehicle runs, documented in docs/RULES.md.
+pub const RULES: &[Rule] = &[
+    rule("coolant_temp_high", Signal::Metric(Metric::CoolantTempC), Test::Above(108.0), 10, RuleDecision::Warn),
+    rule("coolant_temp_very_high", Signal::Metric(Metric::CoolantTempC), Test::Above(115.0), 10, RuleDecision::DeratePower),
+    rule("coolant_temp_critical", Signal::Metric(Metric::CoolantTempC), Test::Above(122.0), 10, RuleDecision::ControlledStop),
+    rule("coolant_temp_rising_fast", Signal::Metric(Metric::CoolantTempC), Test::RisingFaster(0.5), 20, RuleDecision::Warn),
+    rule("coolant_level_low", Signal::Metric(Metric::CoolantLevelPct), Test::Below(60.0), 30, RuleDecision::Warn),
+    Rule { engine_running: true, ..rule("oil_pressure_low", Signal::Metric(Metric::OilPressureKpa), Test::Below(120.0), 10, RuleDecision::LimpMode) },
+    Rule { engine_running: true, ..rule("oil_pressure_lost", Signal::Metric(Metric::OilPressureKpa), Test::Below(60.0), 5, RuleDecision::ControlledStop) },
+    rule("oil_temp_high", Signal::Metric(Metric::OilTempC), Test::Above(135.0), 30, RuleDecision::DeratePower),
+    rule("brake_temp_high", Signal::Metric(Metric::BrakeTempFrontC), Test::Above(450.0), 3, RuleDecision::DeratePower),
+    rule("brake_pad_low", Signal::ThinnestPad, Test::Below(3.0), 30, RuleDecision::Warn),
+    rule("brake_pad_worn_out", Signal::ThinnestPad, Test::Below(1.5), 30, RuleDecision::LimpMode),
+    rule("tyre_pressure_low", Signal::LowestTyreShare, Test::Below(0.8), 30, RuleDecision::Warn),
+    rule("tyre_pressure_very_low", Signal::LowestTyreShare, Test::Below(0.6), 10, RuleDecision::LimpMode),
+    rule("tyre_deflation", Signal::LowestTyreShare, Test::FallingFaster(0.05), 1, RuleDecision::ControlledStop),
+    rule("battery_voltage_low", Signal::Metric(Metric::BatteryVoltageV), Test::Below(18.0), 1, RuleDecision::Warn),
+    rule("wheel_vibration_high", Signal::HighestWheelVibration, Test::Above(1.2), 30, RuleDecision::Warn),
+    rule("wheel_vibration_severe", Signal::HighestWheelVibration, Test::Above(2.5), 10, RuleDecision::LimpMode),
+];
+
+/// Bit of the RuleState that says a rule has fired.
+fn bit(index: usize) -> u64 {
+    1 << index
+}
+
+fn signal_value(signal: Signal, frame: &TelemetryFrame, nominal_kpa: f32) -> f32 {
+    match signal {
+        Signal::Metric(metric) => frame.get(metric),
+        Signal::LowestTyreShare => {
+            [Metric::TyrePressureFlKpa, Metric::TyrePressureFrKpa, Metric::TyrePressureRlKpa, Metric::TyrePressureRrKpa]
+                .iter()
+                .map(|m| frame.get(*m) / nominal_kpa)
+                .fold(f32::MAX, f32::min)
+        }
+        Signal::HighestWheelVibration => {
+            [Metric::VibrationWheelFlG, Metric::VibrationWheelFrG, Metric::VibrationWheelRlG, Metric::VibrationWheelRrG]
+                .iter()
+                .map(|m| frame.get(*m))
+                .fold(0.0, f32::max)
+        }
+        Signal::ThinnestPad => frame.get(Metric::BrakePadFrontMm).min(frame.get(Metric::BrakePadRearMm)),
+    }
+}
+
+/// Whether a rule's test holds on this frame, given the previous one a second earlier.
+pub fn rule_holds(rule: &Rule, frame: &TelemetryFrame, previous: Option<&TelemetryFrame>, nominal_kpa: f32) -> Option<f32> {
+    if rule.engine_running && frame.get(Metric::EngineRpm) < 300.0 {
+        return None;
+    }
+    let value = signal_value(rule.signal, frame, nominal_kpa);
+    let holds = match rule.test {
+        Test::Above(limit) => value > limit,
+        Test::Below(limit) => value < limit,
+        Test::FallingFaster(rate) => previous.is_some_and(|p| signal_value(rule.signal, p, nominal_kpa) - value > rate),
+        Test::RisingFaster(rate) => previous.is_some_and(|p| value - signal_value(rule.signal, p, nominal_kpa) > rate),
+    };
+    holds.then_some(value)
+}
+
+/// The previous frame, kept by the rules for rates of change.
+#[derive(Component, Debug, Default, Clone)]
+pub struct PreviousFrame(pub Option<TelemetryFrame>);
+
+pub(super) fn plugin(app: &mut App) {
+    app.add_systems(FixedUpdate, evaluate_rules.after(SampledSensors).in_set(SimSystems::Sense));
+}
+
+fn evaluate_rules(
+    clock: Res<super::clock::SimClock>,
+    mut vehicles: Query<(&Vehicle, &SensorState, &mut RuleState, &mut Navigation, &mut PreviousFrame)>,
+    mut outbox: ResMut<Outbox>,
+    mut counters: ResMut<SimCounters>,
+) {
+    if !clock.is_sample_step() {
+        return;
+    }
+    for (vehicle, sensors, mut state, mut nav, mut previous) in &mut vehicles {
+        let Some(frame) = sensors.last else { continue };
+        if state.held_s.len() != RULES.len() {
+            state.held_s = vec![0; RULES.len()];
+        }
+        let nominal_kpa = vehicle.spec().tyre_kpa;
+        for (index, rule) in RULES.iter().enumerate() {
+            match rule_holds(rule, &frame, previous.0.as_ref(), nominal_kpa) {
+                Some(value) => {
+                    state.held_s[index] = state.held_s[index].saturating_add(1);
+                    if state.held_s[index] >= rule.persistence_s && state.fired & bit(index) == 0 {
+                        state.fired |= bit(index);
+                        // Decisions only escalate until a repair or a `resume` command.
+                        state.decision = state.decision.max(Some(rule.decision));
+                        counters.local_rule_actions += 1;
+                        outbox.event(
+                            vehicle.id,
+                            EventKind::RuleTriggered { rule: rule.name.into(), metric: signal_name(rule.signal).into(), value, decision: rule.decision },
+                        );
+                        apply_decision(rule.decision, &mut nav);
+                    }
+                }
+                None => {
+                    state.held_s[index] = 0;
+                    // Re-arm, so a recurrence is reported again.
+                    state.fired &= !bit(index);
+                }
+            }
+        }
+        previous.0 = Some(frame);
+    }
+}
+
+fn apply_decision(decision: RuleDecision, nav: &mut Navigation) {
+    match decision {
+        RuleDecision::ControlledStop if matches!(nav.status, VehicleStatus::EnRoute | VehicleStatus::Returning) => {
+            nav.status = VehicleStatus::Stopped;
+        }
+        RuleDecision::LimpMode if nav.status == VehicleStatus::EnRoute => {
+            nav.status = VehicleStatus::Returning;
+            nav.maintenance_due = true;
+        }
+        RuleDecision::DeratePower => nav.maintenance_due = true,
+        _ => {}
+    }
+}
+
+fn signal_name(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Metric(metric) => metric.name(),
+        Signal::LowestTyreShare => "tyre_pressure_min_share",
+        Signal::HighestWheelVibration => "vibration_wheel_max_g",
+        Signal::ThinnestPad => "brake_pad_min_mm",
+    }
+}

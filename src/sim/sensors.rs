@@ -1,0 +1,156 @@
+//! Sensors: once per simulated second, every vehicle reads its physical state through noisy,
+//! possibly faulty sensors and sends the frame as telemetry, with ground truth beside it.
+//! Heartbeats and status changes go out here too.
+
+use bevy::prelude::*;
+use rand::Rng;
+use rand_distr::StandardNormal;
+
+use super::clock::{PHYSICS_HZ, SimClock};
+use super::environment::{Environment, EnvironmentModel};
+use super::failures::{corrupt_reading, truth_of};
+use super::outbox::Outbox;
+use super::vehicle::{Condition, Drive, Faults, Navigation, SensorState, Vehicle};
+use crate::model::{Body, EventKind, Heartbeat, METRICS, Metric, Telemetry, TelemetryFrame, VehicleStatus};
+use crate::schedule::SimSystems;
+
+/// Seconds between heartbeats.
+pub const HEARTBEAT_INTERVAL_S: u64 = 5;
+
+/// Labels the telemetry sampling, so the local rules can run right after it.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SampledSensors;
+
+pub(super) fn plugin(app: &mut App) {
+    app.add_systems(
+        FixedUpdate,
+        (sample_telemetry.in_set(SampledSensors), send_heartbeats, announce_status).chain().in_set(SimSystems::Sense),
+    );
+}
+
+/// Standard deviation of a sensor's noise, as a share of its range.
+fn noise_share(metric: Metric) -> f32 {
+    match metric {
+        Metric::Gear | Metric::OdometerKm | Metric::PositionXM | Metric::PositionZM => 0.0,
+        Metric::ThrottlePct | Metric::BrakePedalPct | Metric::FuelLevelPct | Metric::BrakePadFrontMm | Metric::BrakePadRearMm => 0.0005,
+        _ => 0.002,
+    }
+}
+
+/// The true value of every metric, before the sensors see it.
+pub fn true_frame(vehicle: &Vehicle, drive: &Drive, c: &Condition, env: &Environment, ambient_c: f32, position: Vec3) -> TelemetryFrame {
+    let spec = vehicle.spec();
+    let mut f = TelemetryFrame::default();
+    let speed = drive.speed_mps.max(0.0);
+    let rough = 0.04 + 0.006 * speed;
+    let mut set = |m: Metric, v: f32| f.set(m, v);
+    set(Metric::SpeedKph, speed * 3.6);
+    set(Metric::EngineRpm, drive.rpm);
+    set(Metric::EngineLoadPct, drive.engine_load * 100.0);
+    set(Metric::ThrottlePct, drive.throttle * 100.0);
+    set(Metric::BrakePedalPct, drive.brake * 100.0);
+    set(Metric::Gear, if drive.engine_on { f32::from(drive.gear) } else { 0.0 });
+    set(Metric::EnginePowerKw, drive.engine_power_w / 1000.0);
+    set(Metric::CoolantTempC, c.coolant_c);
+    set(Metric::OilTempC, c.oil_c);
+    set(Metric::IntakeAirTempC, c.intake_c);
+    set(Metric::TransmissionTempC, c.transmission_c);
+    set(Metric::OilPressureKpa, c.oil_kpa);
+    set(Metric::CoolantLevelPct, c.coolant_level * 100.0);
+    set(Metric::FuelLevelPct, drive.fuel_l / spec.tank_l * 100.0);
+    set(Metric::FuelRateLph, drive.fuel_rate_lph);
+    set(Metric::BatteryVoltageV, c.battery_v);
+    set(Metric::BatteryCurrentA, c.battery_a);
+    set(Metric::BatterySocPct, c.soc * 100.0);
+    set(Metric::BatteryTempC, c.battery_c);
+    set(Metric::BatteryResistanceMohm, c.battery_mohm);
+    set(Metric::BrakePadFrontMm, c.pad_mm[0]);
+    set(Metric::BrakePadRearMm, c.pad_mm[1]);
+    set(Metric::BrakeTempFrontC, c.brake_c[0]);
+    set(Metric::BrakeTempRearC, c.brake_c[1]);
+    let tyres = [
+        (Metric::TyrePressureFlKpa, Metric::TyreTempFlC, Metric::VibrationWheelFlG),
+        (Metric::TyrePressureFrKpa, Metric::TyreTempFrC, Metric::VibrationWheelFrG),
+        (Metric::TyrePressureRlKpa, Metric::TyreTempRlC, Metric::VibrationWheelRlG),
+        (Metric::TyrePressureRrKpa, Metric::TyreTempRrC, Metric::VibrationWheelRrG),
+    ];
+    for (wheel, (pressure, temp, vibration)) in tyres.into_iter().enumerate() {
+        set(pressure, c.tyre_kpa[wheel]);
+        set(temp, c.tyre_c[wheel]);
+        // A worn bearing rumbles in proportion to wheel speed; a blown tyre flails.
+        let bearing = c.bearing_wear[wheel] * (0.3 + 0.12 * speed) * 2.0;
+        let flat = if c.tyre_blown[wheel] { 2.5 } else { 0.0 };
+        set(vibration, rough + bearing + flat);
+    }
+    set(Metric::VibrationChassisG, rough * 1.5 + c.bearing_wear.iter().sum::<f32>() * 0.1);
+    set(Metric::VibrationEngineG, if drive.engine_on { 0.08 + drive.rpm / 12_000.0 + c.engine_damage * 1.5 } else { 0.0 });
+    set(Metric::PositionXM, position.x);
+    set(Metric::PositionZM, position.z);
+    set(Metric::AltitudeM, drive.altitude_m);
+    set(Metric::HeadingDeg, drive.heading.to_degrees().rem_euclid(360.0));
+    set(Metric::AccelLongG, drive.accel_mps2 / super::dynamics::G);
+    set(Metric::AccelLatG, drive.lateral_mps2 / super::dynamics::G);
+    set(Metric::YawRateDps, drive.yaw_rate.to_degrees());
+    set(Metric::GradePct, drive.grade * 100.0);
+    set(Metric::OdometerKm, (drive.odometer_m / 1000.0) as f32);
+    set(Metric::AmbientTempC, ambient_c);
+    set(Metric::PrecipitationMmH, env.precipitation_mm_h);
+    set(Metric::RoadFriction, env.road_friction);
+    set(Metric::WindSpeedMps, env.wind_mps);
+    f
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sample_telemetry(
+    clock: Res<SimClock>,
+    env: Res<Environment>,
+    env_model: Res<EnvironmentModel>,
+    mut vehicles: Query<(&Vehicle, &Transform, &Drive, &Condition, &Faults, &Navigation, &mut SensorState)>,
+    mut outbox: ResMut<Outbox>,
+) {
+    if !clock.is_sample_step() {
+        return;
+    }
+    let now = clock.seconds();
+    for (vehicle, transform, drive, condition, faults, nav, mut sensors) in &mut vehicles {
+        if nav.status == VehicleStatus::Offline {
+            continue;
+        }
+        let ambient = env_model.ambient_at(&env, drive.altitude_m);
+        let truth = true_frame(vehicle, drive, condition, &env, ambient, transform.translation);
+        let mut reading = TelemetryFrame::default();
+        for (i, spec) in METRICS.iter().enumerate() {
+            let metric = Metric::ALL[i];
+            let noise: f32 = sensors.rng.sample(StandardNormal);
+            let mut value = truth.values[i] + noise * noise_share(metric) * (spec.max - spec.min);
+            for failure in &faults.0 {
+                value = corrupt_reading(failure, metric, value);
+            }
+            // Real sensors saturate at the ends of their range.
+            reading.values[i] = value.clamp(spec.min, spec.max);
+        }
+        sensors.last = Some(reading);
+        outbox.send(vehicle.id, Body::Telemetry(Box::new(Telemetry { metrics: reading, truth: truth_of(faults, now) })));
+    }
+}
+
+fn send_heartbeats(clock: Res<SimClock>, vehicles: Query<(&Vehicle, &Navigation)>, mut outbox: ResMut<Outbox>) {
+    if !clock.steps.is_multiple_of(HEARTBEAT_INTERVAL_S * u64::from(PHYSICS_HZ)) {
+        return;
+    }
+    let uptime_s = clock.seconds();
+    for (vehicle, nav) in &vehicles {
+        if nav.status != VehicleStatus::Offline {
+            outbox.send(vehicle.id, Body::Heartbeat(Heartbeat { status: nav.status, uptime_s }));
+        }
+    }
+}
+
+fn announce_status(mut vehicles: Query<(&Vehicle, &mut Navigation)>, mut outbox: ResMut<Outbox>) {
+    for (vehicle, mut nav) in &mut vehicles {
+        if nav.status != nav.announced_status {
+            outbox.event(vehicle.id, EventKind::StatusChanged { from: nav.announced_status, to: nav.status });
+            nav.announced_status = nav.status;
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Setup of external plugins, one file each.
+
+pub mod rapier;

@@ -1,0 +1,90 @@
+//! The `aegis` binary end to end.
+
+use std::process::Command;
+
+use aegis::model::{Body, Envelope};
+
+fn aegis() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_aegis"));
+    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
+}
+
+fn strip_wall_time(line: &str) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(line).unwrap();
+    value.as_object_mut().unwrap().remove("wall_time");
+    value.to_string()
+}
+
+#[test]
+fn headless_run_writes_telemetry_and_summary_identically_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str| {
+        let out = dir.path().join(format!("{name}.jsonl"));
+        let summary = dir.path().join(format!("{name}.json"));
+        let result = aegis()
+            .args(["run", "--headless", "--scenario", "scenarios/coolant_leak.toml", "--duration", "90s", "--speed", "max", "--seed", "5"])
+            .arg("--telemetry-out")
+            .arg(&out)
+            .arg("--summary")
+            .arg(&summary)
+            .output()
+            .unwrap();
+        assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+        (std::fs::read_to_string(out).unwrap(), std::fs::read_to_string(summary).unwrap(), String::from_utf8_lossy(&result.stderr).into_owned())
+    };
+    let (telemetry, summary, stderr) = run("a");
+    let lines: Vec<&str> = telemetry.lines().collect();
+    assert_eq!(lines.len(), 4 * 90, "4 vehicles × 90 s");
+    for line in &lines {
+        let envelope = Envelope::from_json(line).unwrap();
+        assert!(matches!(envelope.body, Body::Telemetry(_)));
+    }
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    for key in ["vehicles", "sim_seconds", "telemetry_messages", "events", "failures_injected", "local_rule_actions"] {
+        assert!(summary.get(key).is_some(), "summary lacks {key}");
+    }
+    assert_eq!(summary["vehicles"], 4);
+    assert_eq!(summary["sim_seconds"], 90.0);
+    assert_eq!(summary["telemetry_messages"], 360);
+    assert!(stderr.contains("vehicles"), "{stderr}");
+
+    let (again, _, _) = run("b");
+    let a: Vec<String> = telemetry.lines().map(strip_wall_time).collect();
+    let b: Vec<String> = again.lines().map(strip_wall_time).collect();
+    assert!(a == b, "two runs with the same seed differ");
+}
+
+#[test]
+fn validate_reports_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"x\"\nduration = \"1h\"\n[fleet]\ncount = \"many\"\n").unwrap();
+    let result = aegis().args(["scenario", "validate"]).arg(&bad).output().unwrap();
+    assert!(!result.status.success());
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("bad.toml:4:"), "{stderr}");
+    assert!(stderr.contains("integer") || stderr.contains("u32"), "{stderr}");
+    let good = aegis().args(["scenario", "validate", "scenarios/demo.toml"]).output().unwrap();
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+}
+
+#[test]
+fn bench_sim_prints_json_figures() {
+    let result = aegis().args(["bench", "sim", "--vehicles", "20", "--duration", "10s", "--json"]).output().unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let figures: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert_eq!(figures["vehicles"], 20);
+    assert!(figures["vehicle_seconds_per_second"].as_f64().unwrap() > 0.0);
+    assert!(figures["bytes_per_vehicle"].is_number());
+}
+
+#[test]
+fn bad_arguments_are_named() {
+    let result = aegis().args(["run", "--headless", "--scenario", "scenarios/demo.toml", "--duration", "forever"]).output().unwrap();
+    assert!(!result.status.success());
+    assert!(String::from_utf8_lossy(&result.stderr).contains("forever"));
+    let missing = aegis().args(["run", "--headless", "--scenario", "scenarios/nope.toml"]).output().unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.toml"));
+}

@@ -1,0 +1,72 @@
+//! Local rules fire on what the sensors read and act on the physics.
+
+use std::time::Duration;
+
+use aegis::model::{EventKind, FailureMode, Metric, RuleDecision, TelemetryFrame, VehicleStatus};
+use aegis::sim::rules::{RULES, rule_holds};
+
+use crate::common::{Harness, with_failure};
+
+#[test]
+fn thresholds_rates_and_engine_condition() {
+    let rule = |name: &str| RULES.iter().find(|r| r.name == name).unwrap();
+    let mut frame = TelemetryFrame::default();
+    frame.set(Metric::CoolantTempC, 120.0);
+    assert_eq!(rule_holds(rule("coolant_temp_very_high"), &frame, None, 450.0), Some(120.0));
+    frame.set(Metric::CoolantTempC, 90.0);
+    assert_eq!(rule_holds(rule("coolant_temp_very_high"), &frame, None, 450.0), None);
+    // Oil pressure means nothing with the engine stopped.
+    frame.set(Metric::OilPressureKpa, 0.0);
+    assert_eq!(rule_holds(rule("oil_pressure_lost"), &frame, None, 450.0), None);
+    frame.set(Metric::EngineRpm, 1500.0);
+    assert!(rule_holds(rule("oil_pressure_lost"), &frame, None, 450.0).is_some());
+    // Rates need the previous frame.
+    let mut before = frame;
+    before.set(Metric::CoolantTempC, 89.0);
+    assert!(rule_holds(rule("coolant_temp_rising_fast"), &frame, Some(&before), 450.0).is_some());
+    assert!(rule_holds(rule("coolant_temp_rising_fast"), &frame, None, 450.0).is_none());
+}
+
+fn decisions(h: &Harness, vehicle: u32) -> Vec<(String, RuleDecision)> {
+    h.events(vehicle)
+        .into_iter()
+        .filter_map(|e| match e {
+            EventKind::RuleTriggered { rule, decision, .. } => Some((rule.clone(), *decision)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn oil_pressure_loss_puts_the_vehicle_in_limp_mode_and_then_stops_it() {
+    let mut h = Harness::new(with_failure(FailureMode::OilPumpFailure, 10.0, ""));
+    h.run_for(Duration::from_secs(40 * 60));
+    let taken = decisions(&h, 1);
+    assert!(taken.iter().any(|(r, d)| r == "oil_pressure_low" && *d == RuleDecision::LimpMode), "{taken:?}");
+    // Limp mode caps the speed the physics produces.
+    let telemetry = h.telemetry(1);
+    let limp_from = h
+        .received
+        .iter()
+        .find(|e| e.vehicle_id.0 == 1 && matches!(&e.body, aegis::model::Body::Event(ev) if matches!(&ev.event, EventKind::RuleTriggered { decision: RuleDecision::LimpMode, .. })))
+        .unwrap()
+        .sim_time;
+    let after: Vec<f32> = telemetry.iter().filter(|(t, _)| *t > limp_from + 30.0).map(|(_, t)| t.metrics.get(Metric::SpeedKph)).collect();
+    assert!(!after.is_empty());
+    assert!(after.iter().all(|s| *s < 36.0), "limp speed cap: max {}", after.iter().copied().fold(0.0, f32::max));
+    assert!(decisions(&h, 2).is_empty(), "a healthy vehicle takes no decisions");
+}
+
+#[test]
+fn overheating_derates_power_and_takes_the_vehicle_off_the_road() {
+    let mut h = Harness::new(with_failure(FailureMode::CoolantLeak, 12.0, ""));
+    h.run_for(Duration::from_secs(60 * 60));
+    let taken = decisions(&h, 1);
+    assert!(taken.iter().any(|(_, d)| *d >= RuleDecision::DeratePower), "{taken:?}");
+    let stopped = h.events(1).iter().any(|e| matches!(e, EventKind::StatusChanged { to: VehicleStatus::Stopped | VehicleStatus::InMaintenance | VehicleStatus::Returning, .. }));
+    assert!(stopped, "the vehicle acted on its rules: {:?}", h.events(1));
+    // Derated power shows as lower peak engine power after the decision.
+    let power = h.series(1, Metric::EnginePowerKw);
+    let late_peak = power[power.len() - 600..].iter().copied().fold(0.0, f32::max);
+    assert!(late_peak < 70.0, "derated: {late_peak}");
+}
