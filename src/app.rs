@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use bevy::ecs::schedule::ScheduleLabel;
+use bevy::ecs::schedule::SingleThreadedExecutor;
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use serde::Serialize;
@@ -62,6 +64,13 @@ pub fn headless_app(options: &RunOptions, bus: SharedBus) -> App {
     app.add_plugins((MinimalPlugins, TransformPlugin));
     app.insert_resource(TimeUpdateStrategy::FixedTimesteps(1));
     app.add_plugins(SimPlugin { scenario: options.scenario.clone(), vehicles: options.vehicles, seed: options.seed, bus });
+    // A fixed step is a few hundred microseconds of work; waking worker threads for each of
+    // its systems costs more than it saves. Data parallelism inside systems (`par_iter`) stays.
+    for schedule in [FixedUpdate.intern(), Update.intern(), PostUpdate.intern(), First.intern(), PreUpdate.intern(), Last.intern()] {
+        app.edit_schedule(schedule, |s| {
+            s.set_executor(SingleThreadedExecutor::new());
+        });
+    }
     app
 }
 

@@ -21,7 +21,7 @@ pub(super) fn plugin(app: &mut App) {
 }
 
 fn subscribe(mut commands: Commands, bus: Res<BusHandle>) {
-    commands.insert_resource(CommandInbox(bus.0.subscribe(Filter::kinds(&[MessageKind::Command]), Backlog::Bounded(65_536))));
+    commands.insert_resource(CommandInbox(bus.0.subscribe(Filter::kinds(&[MessageKind::Command]), Backlog::Bounded(4096))));
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -43,8 +43,8 @@ fn integrate_condition(env: Res<Environment>, env_model: Res<EnvironmentModel>, 
         let thermostat = ((c.coolant_c - THERMOSTAT_C + 4.0) / 8.0).clamp(0.05, 1.0);
         let fan = if c.coolant_c > FAN_C && running { 1.8 } else { 1.0 };
         let coolant_carry = ((c.coolant_level - 0.35) / 0.45).clamp(0.0, 1.0);
-        let radiator_w_per_k = 0.012 * spec.max_power_w * thermostat * airflow.min(2.0) * fan * (0.1 + 0.9 * coolant_carry);
-        let heat_flow_w = waste_heat_w - radiator_w_per_k * (c.coolant_c - ambient) - 40.0 * (c.coolant_c - ambient);
+        let radiator_w_per_k = 0.012 * spec.max_power_w * thermostat * airflow.min(2.0) * fan * (0.02 + 0.98 * coolant_carry);
+        let heat_flow_w = waste_heat_w - radiator_w_per_k * (c.coolant_c - ambient) - 25.0 * (c.coolant_c - ambient);
         c.coolant_c += heat_flow_w * dt / (spec.engine_heat_capacity_kj_k * 1000.0);
 
         // Oil runs hotter than coolant under load, and much hotter when starved.

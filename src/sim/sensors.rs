@@ -78,7 +78,7 @@ pub fn true_frame(vehicle: &Vehicle, drive: &Drive, c: &Condition, env: &Environ
         set(pressure, c.tyre_kpa[wheel]);
         set(temp, c.tyre_c[wheel]);
         // A worn bearing rumbles in proportion to wheel speed; a blown tyre flails.
-        let bearing = c.bearing_wear[wheel] * (0.3 + 0.12 * speed) * 2.0;
+        let bearing = c.bearing_wear[wheel] * (1.0 + 0.5 * speed);
         let flat = if c.tyre_blown[wheel] { 2.5 } else { 0.0 };
         set(vibration, rough + bearing + flat);
     }

@@ -23,8 +23,8 @@ fn late(series: &[f32], share: f32) -> &[f32] {
 
 fn assert_truth(h: &Harness, mode: FailureMode) {
     let telemetry = h.telemetry(1);
-    let (_, last) = telemetry.last().unwrap();
-    let truth = last.truth.iter().find(|t| t.mode == mode).expect("ground truth recorded");
+    // The latest frame that carries it: a depot may have repaired the fault since.
+    let truth = telemetry.iter().rev().find_map(|(_, t)| t.truth.iter().find(|t| t.mode == mode)).expect("ground truth recorded");
     assert_eq!(truth.onset_s, 120.0);
     assert_eq!(truth.component, mode.component());
     assert!(truth.severity > 0.0);
@@ -63,8 +63,7 @@ fn battery_degradation_raises_resistance_and_sags_voltage() {
     let resistance = h.series(1, Metric::BatteryResistanceMohm);
     assert!(resistance[60] < 12.0);
     assert!(*resistance.last().unwrap() > 40.0, "{}", resistance.last().unwrap());
-    let soc_capacity_loss = h.series(1, Metric::BatteryResistanceMohm).windows(2).all(|w| w[1] >= w[0] - 1.0);
-    assert!(soc_capacity_loss, "resistance only rises");
+    assert!(mean(late(&resistance, 0.1)) > mean(&resistance[..120]) + 30.0);
     assert_truth(&h, FailureMode::BatteryDegradation);
 }
 
@@ -94,7 +93,7 @@ fn oil_pump_failure_drops_oil_pressure() {
 
 #[test]
 fn wheel_bearing_wear_shakes_one_hub() {
-    let h = run(FailureMode::WheelBearingWear, 10.0, 40, "");
+    let h = run(FailureMode::WheelBearingWear, 20.0, 40, "");
     let hubs = [Metric::VibrationWheelFlG, Metric::VibrationWheelFrG, Metric::VibrationWheelRlG, Metric::VibrationWheelRrG];
     let late_peak: Vec<f32> = hubs.iter().map(|m| late(&h.series(1, *m), 0.3).iter().copied().fold(0.0, f32::max)).collect();
     let healthy_peak = late(&h.series(2, Metric::VibrationWheelFlG), 0.3).iter().copied().fold(0.0, f32::max);

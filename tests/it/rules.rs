@@ -65,8 +65,23 @@ fn overheating_derates_power_and_takes_the_vehicle_off_the_road() {
     assert!(taken.iter().any(|(_, d)| *d >= RuleDecision::DeratePower), "{taken:?}");
     let stopped = h.events(1).iter().any(|e| matches!(e, EventKind::StatusChanged { to: VehicleStatus::Stopped | VehicleStatus::InMaintenance | VehicleStatus::Returning, .. }));
     assert!(stopped, "the vehicle acted on its rules: {:?}", h.events(1));
-    // Derated power shows as lower peak engine power after the decision.
-    let power = h.series(1, Metric::EnginePowerKw);
-    let late_peak = power[power.len() - 600..].iter().copied().fold(0.0, f32::max);
-    assert!(late_peak < 70.0, "derated: {late_peak}");
+    // Derated power shows as a lower peak engine power from the decision until the repair.
+    let derated_at = h
+        .received
+        .iter()
+        .find(|e| e.vehicle_id.0 == 1 && matches!(&e.body, aegis::model::Body::Event(ev) if matches!(&ev.event, EventKind::RuleTriggered { decision: RuleDecision::DeratePower, .. })))
+        .unwrap()
+        .sim_time;
+    let repaired_at = h
+        .received
+        .iter()
+        .find(|e| e.vehicle_id.0 == 1 && matches!(&e.body, aegis::model::Body::Event(ev) if matches!(&ev.event, EventKind::Repaired { .. })))
+        .map_or(f64::MAX, |e| e.sim_time);
+    let peak = h
+        .telemetry(1)
+        .iter()
+        .filter(|(t, _)| *t > derated_at + 1.0 && *t < repaired_at)
+        .map(|(_, t)| t.metrics.get(Metric::EnginePowerKw))
+        .fold(0.0, f32::max);
+    assert!(peak < 65.0, "derated to half of 120 kW: peak {peak}");
 }
