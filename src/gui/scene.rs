@@ -13,7 +13,7 @@ use crate::sim::world::RoadNetwork;
 use crate::sim::Vehicle;
 
 /// Vehicles are drawn larger than life so that they stay visible from kilometres away.
-const VEHICLE_DRAW_SCALE: f32 = 5.0;
+const VEHICLE_DRAW_SCALE: f32 = 12.0;
 /// Terrain mesh resolution, vertices per side.
 const TERRAIN_GRID: usize = 160;
 
@@ -40,7 +40,7 @@ pub(super) fn plugin(app: &mut App) {
 fn spawn_camera(mut commands: Commands) {
     commands.spawn((
         Camera3d::default(),
-        Transform::from_xyz(0.0, 2600.0, 3600.0).looking_at(Vec3::new(0.0, 150.0, 0.0), Vec3::Y),
+        Transform::from_xyz(-400.0, 1500.0, 2600.0).looking_at(Vec3::new(0.0, 150.0, 0.0), Vec3::Y),
         FreeCamera { walk_speed: 300.0, run_speed: 1200.0, ..default() },
     ));
     commands.spawn((
