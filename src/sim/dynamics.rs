@@ -100,8 +100,8 @@ fn depart(vehicle: &Vehicle, network: &RoadNetwork, nav: &mut Navigation, drive:
     let depots = network.depots.len() as u16;
     let then_depot = if nav.maintenance_due { vehicle.home_depot } else { rng.random_range(0..depots) };
     nav.plan = Plan::Deliver { stops_left: rng.random_range(4..12), then_depot };
-    let here = network.depots[vehicle.home_depot as usize].node;
-    let start = if nav.from == nav.to { nav.to } else { here };
+    // Parked vehicles sit at the depot node they last drove to.
+    let start = nav.to;
     nav.from = start;
     nav.to = network.wander(start, u32::MAX, &mut rng);
     nav.status = VehicleStatus::EnRoute;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aegis::app::{RunOptions, headless_app};
-use aegis::bus::{Backlog, Bus, Filter, MemoryBus, SharedBus, Subscription};
+use aegis::bus::{Backlog, Filter, MemoryBus, SharedBus, Subscription};
 use aegis::model::{Body, Envelope, FailureMode, Metric, Telemetry, VehicleId};
 use aegis::scenario::Scenario;
 use aegis::sim::clock::{PHYSICS_HZ, SimClock};
@@ -38,7 +38,6 @@ pub fn scenario(text: &str) -> Scenario {
 /// A headless simulation with a subscription to everything it publishes.
 pub struct Harness {
     pub app: App,
-    pub bus: SharedBus,
     pub messages: Subscription,
     pub received: Vec<Envelope>,
 }
@@ -47,11 +46,11 @@ impl Harness {
     pub fn new(scenario: Scenario) -> Self {
         let bus: SharedBus = Arc::new(MemoryBus::new());
         let messages = bus.subscribe(Filter::all(), Backlog::Lossless);
-        let mut app = headless_app(&RunOptions::from_scenario(scenario), bus.clone());
+        let mut app = headless_app(&RunOptions::from_scenario(scenario), bus);
         app.insert_resource(TimeUpdateStrategy::FixedTimesteps(PHYSICS_HZ));
         app.finish();
         app.cleanup();
-        Self { app, bus, messages, received: Vec::new() }
+        Self { app, messages, received: Vec::new() }
     }
 
     /// Advances simulated time by whole seconds, collecting what was published.
@@ -84,6 +83,14 @@ impl Harness {
         self.telemetry(vehicle).into_iter().map(|(_, t)| t.metrics.get(metric)).collect()
     }
 
+    /// Simulation time of the first event of `vehicle` that `matches`.
+    pub fn first_event_at(&self, vehicle: u32, matches: impl Fn(&aegis::model::EventKind) -> bool) -> Option<f64> {
+        self.received.iter().find_map(|e| match &e.body {
+            Body::Event(ev) if e.vehicle_id == VehicleId(vehicle) && matches(&ev.event) => Some(e.sim_time),
+            _ => None,
+        })
+    }
+
     /// Events of one vehicle.
     pub fn events(&self, vehicle: u32) -> Vec<&aegis::model::EventKind> {
         self.received
@@ -107,9 +114,4 @@ pub fn with_failure(mode: FailureMode, rate: f32, extra: &str) -> Scenario {
 
 pub fn mean(values: &[f32]) -> f32 {
     values.iter().sum::<f32>() / values.len().max(1) as f32
-}
-
-#[allow(dead_code)]
-pub fn bus_stats(bus: &Arc<dyn Bus>) -> aegis::bus::BusStats {
-    bus.stats()
 }

@@ -45,12 +45,7 @@ fn oil_pressure_loss_puts_the_vehicle_in_limp_mode_and_then_stops_it() {
     assert!(taken.iter().any(|(r, d)| r == "oil_pressure_low" && *d == RuleDecision::LimpMode), "{taken:?}");
     // Limp mode caps the speed the physics produces.
     let telemetry = h.telemetry(1);
-    let limp_from = h
-        .received
-        .iter()
-        .find(|e| e.vehicle_id.0 == 1 && matches!(&e.body, aegis::model::Body::Event(ev) if matches!(&ev.event, EventKind::RuleTriggered { decision: RuleDecision::LimpMode, .. })))
-        .unwrap()
-        .sim_time;
+    let limp_from = h.first_event_at(1, |e| matches!(e, EventKind::RuleTriggered { decision: RuleDecision::LimpMode, .. })).unwrap();
     let after: Vec<f32> = telemetry.iter().filter(|(t, _)| *t > limp_from + 30.0).map(|(_, t)| t.metrics.get(Metric::SpeedKph)).collect();
     assert!(!after.is_empty());
     assert!(after.iter().all(|s| *s < 36.0), "limp speed cap: max {}", after.iter().copied().fold(0.0, f32::max));
@@ -66,17 +61,8 @@ fn overheating_derates_power_and_takes_the_vehicle_off_the_road() {
     let stopped = h.events(1).iter().any(|e| matches!(e, EventKind::StatusChanged { to: VehicleStatus::Stopped | VehicleStatus::InMaintenance | VehicleStatus::Returning, .. }));
     assert!(stopped, "the vehicle acted on its rules: {:?}", h.events(1));
     // Derated power shows as a lower peak engine power from the decision until the repair.
-    let derated_at = h
-        .received
-        .iter()
-        .find(|e| e.vehicle_id.0 == 1 && matches!(&e.body, aegis::model::Body::Event(ev) if matches!(&ev.event, EventKind::RuleTriggered { decision: RuleDecision::DeratePower, .. })))
-        .unwrap()
-        .sim_time;
-    let repaired_at = h
-        .received
-        .iter()
-        .find(|e| e.vehicle_id.0 == 1 && matches!(&e.body, aegis::model::Body::Event(ev) if matches!(&ev.event, EventKind::Repaired { .. })))
-        .map_or(f64::MAX, |e| e.sim_time);
+    let derated_at = h.first_event_at(1, |e| matches!(e, EventKind::RuleTriggered { decision: RuleDecision::DeratePower, .. })).unwrap();
+    let repaired_at = h.first_event_at(1, |e| matches!(e, EventKind::Repaired { .. })).unwrap_or(f64::MAX);
     let peak = h
         .telemetry(1)
         .iter()
