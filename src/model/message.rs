@@ -13,7 +13,7 @@ use super::{Alert, Component, FailureMode, Telemetry, ValidationError, VehicleId
 pub const PROTOCOL_VERSION: u16 = 1;
 
 /// What an envelope carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageKind {
     /// Sensor readings, 1 Hz of simulation time.
@@ -28,17 +28,20 @@ pub enum MessageKind {
     Command,
     /// A vehicle's answer to a command.
     CommandAck,
+    /// The centre's view of whether a vehicle is reachable.
+    Presence,
 }
 
 impl MessageKind {
     /// Every kind.
-    pub const ALL: [MessageKind; 6] = [
+    pub const ALL: [MessageKind; 7] = [
         MessageKind::Telemetry,
         MessageKind::Heartbeat,
         MessageKind::Event,
         MessageKind::Alert,
         MessageKind::Command,
         MessageKind::CommandAck,
+        MessageKind::Presence,
     ];
 
     /// Wire name, as used in channel names.
@@ -50,6 +53,7 @@ impl MessageKind {
             MessageKind::Alert => "alert",
             MessageKind::Command => "command",
             MessageKind::CommandAck => "command_ack",
+            MessageKind::Presence => "presence",
         }
     }
 }
@@ -187,6 +191,18 @@ pub struct CommandAck {
     pub detail: Option<String>,
 }
 
+/// A vehicle went offline (missed heartbeats) or came back, as the centre sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Presence {
+    /// Reachable now.
+    pub online: bool,
+    /// Simulation time of the vehicle's last message before this change.
+    pub last_seen_sim_time: f64,
+    /// Wall-clock seconds without a message when it was declared offline; 0 when back online.
+    pub silent_s: f64,
+}
+
 /// The payload of an envelope; its variant decides `kind`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
@@ -202,6 +218,8 @@ pub enum Body {
     Command(Command),
     /// See [`MessageKind::CommandAck`].
     CommandAck(CommandAck),
+    /// See [`MessageKind::Presence`].
+    Presence(Presence),
 }
 
 impl Body {
@@ -214,6 +232,7 @@ impl Body {
             Body::Alert(_) => MessageKind::Alert,
             Body::Command(_) => MessageKind::Command,
             Body::CommandAck(_) => MessageKind::CommandAck,
+            Body::Presence(_) => MessageKind::Presence,
         }
     }
 }
@@ -337,6 +356,7 @@ mod wire {
         Alert(&'a Alert),
         Command(&'a Command),
         CommandAck(&'a CommandAck),
+        Presence(&'a Presence),
     }
 
     #[derive(Serialize)]
@@ -371,6 +391,7 @@ mod wire {
                 Body::Alert(a) => PayloadRef::Alert(a),
                 Body::Command(c) => PayloadRef::Command(c),
                 Body::CommandAck(a) => PayloadRef::CommandAck(a),
+                Body::Presence(p) => PayloadRef::Presence(p),
             };
             Outgoing {
                 protocol: self.protocol,
@@ -398,6 +419,7 @@ mod wire {
                 MessageKind::Alert => Body::Alert(Box::new(parse(wire.payload, wire.kind)?)),
                 MessageKind::Command => Body::Command(parse(wire.payload, wire.kind)?),
                 MessageKind::CommandAck => Body::CommandAck(parse(wire.payload, wire.kind)?),
+                MessageKind::Presence => Body::Presence(parse(wire.payload, wire.kind)?),
             };
             if wire.protocol == 0 {
                 return Err(D::Error::custom("field `protocol`: 0 is not a protocol version"));

@@ -9,7 +9,7 @@ mod vehicle;
 
 pub use alert::{Alert, Recommendation, RecommendedAction, Severity};
 pub use message::{
-    Body, Command, CommandAck, CommandAction, CommandOutcome, Envelope, Event, EventKind, Heartbeat,
+    Body, Command, CommandAck, Presence, CommandAction, CommandOutcome, Envelope, Event, EventKind, Heartbeat,
     MessageKind, PROTOCOL_VERSION, ParseError, RuleDecision,
 };
 pub use metrics::{METRIC_COUNT, METRICS, Metric, MetricGroup, MetricSpec};

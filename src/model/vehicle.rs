@@ -42,7 +42,7 @@ impl<'de> Deserialize<'de> for VehicleId {
 }
 
 /// What a vehicle is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VehicleStatus {
     /// Parked at a depot, available.

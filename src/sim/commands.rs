@@ -29,6 +29,7 @@ fn apply_commands(
     clock: Res<SimClock>,
     inbox: Option<Res<CommandInbox>>,
     index: Res<VehicleIndex>,
+    fleet: Res<super::FleetConfig>,
     network: Res<RoadNetwork>,
     mut vehicles: Query<(&Vehicle, &mut Navigation, &mut RuleState)>,
     mut outbox: ResMut<Outbox>,
@@ -37,6 +38,10 @@ fn apply_commands(
     let Some(inbox) = inbox else { return };
     for envelope in inbox.0.try_iter() {
         let Body::Command(command) = &envelope.body else { continue };
+        if !fleet.members.contains(envelope.vehicle_id) {
+            // Another process simulates that vehicle.
+            continue;
+        }
         let Some((vehicle, mut nav, mut rules)) = index.get(envelope.vehicle_id).and_then(|e| vehicles.get_mut(e).ok()) else {
             warn!("command {} for unknown vehicle {} ignored", command.command_id, envelope.vehicle_id);
             continue;

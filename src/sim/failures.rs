@@ -35,13 +35,13 @@ pub struct InjectionSchedule(pub Vec<(f64, InjectFailure)>);
 
 impl InjectionSchedule {
     /// Builds the schedule from a scenario, skipping vehicles beyond the fleet size.
-    pub fn from_scenario(scenario: &crate::scenario::Scenario, fleet_size: u32) -> Self {
+    pub fn from_scenario(scenario: &crate::scenario::Scenario, fleet_size: u32, members: super::Members) -> Self {
         let mut due: Vec<(f64, InjectFailure)> = scenario
             .failures
             .iter()
             .flat_map(|spanned| {
                 let spec = spanned.get_ref();
-                spec.vehicles.iter().filter(|v| v.0 >= 1 && v.0 <= fleet_size).map(move |&vehicle| {
+                spec.vehicles.iter().filter(move |v| v.0 >= 1 && v.0 <= fleet_size && members.contains(**v)).map(move |&vehicle| {
                     (spec.start.as_secs_f64(), InjectFailure { vehicle, mode: spec.mode, rate: spec.rate, initial_severity: spec.initial_severity, sensor: spec.sensor })
                 })
             })

@@ -23,20 +23,21 @@ use crate::scenario::Scenario;
 pub use clock::{SimClock, Speed};
 pub use failures::InjectFailure;
 pub use outbox::{BusHandle, SimCounters};
-pub use vehicle::{FleetConfig, Vehicle};
+pub use vehicle::{FleetConfig, Members, Vehicle};
 
 /// The scenario being run.
 #[derive(Resource, Debug, Clone)]
 pub struct ScenarioResource(pub Scenario);
 
-/// Vehicle entities by id, for routing commands and injections.
+/// Vehicle entities by id, for routing commands and injections. Sparse when this process
+/// simulates a shard of the fleet.
 #[derive(Resource, Debug, Default)]
-pub struct VehicleIndex(Vec<Entity>);
+pub struct VehicleIndex(Vec<Option<Entity>>);
 
 impl VehicleIndex {
-    /// The entity of vehicle `id`.
+    /// The entity of vehicle `id`, if it is simulated here.
     pub fn get(&self, id: VehicleId) -> Option<Entity> {
-        (id.0 as usize).checked_sub(1).and_then(|i| self.0.get(i)).copied()
+        (id.0 as usize).checked_sub(1).and_then(|i| self.0.get(i)).copied().flatten()
     }
 }
 
@@ -44,8 +45,12 @@ impl VehicleIndex {
 pub struct SimPlugin {
     /// The scenario.
     pub scenario: Scenario,
-    /// Vehicles to spawn (the scenario's count unless overridden).
+    /// Vehicles in the fleet (the scenario's count unless overridden).
     pub vehicles: u32,
+    /// Which of them to simulate here.
+    pub members: Members,
+    /// First sequence number per vehicle (0 for those absent).
+    pub first_seq: std::collections::BTreeMap<VehicleId, u64>,
     /// Run seed (the scenario's unless overridden).
     pub seed: u64,
     /// Where vehicles publish and receive.
@@ -60,10 +65,11 @@ impl Plugin for SimPlugin {
             base_altitude_m: self.scenario.world.base_altitude_m,
             shower_phase: (self.seed % 6283) as f32 / 1000.0,
         };
-        app.insert_resource(failures::InjectionSchedule::from_scenario(&self.scenario, self.vehicles))
-            .insert_resource(FleetConfig { count: self.vehicles, seed: self.seed, dwell_s: self.scenario.fleet.dwell_s })
+        app.insert_resource(failures::InjectionSchedule::from_scenario(&self.scenario, self.vehicles, self.members))
+            .insert_resource(FleetConfig { count: self.vehicles, members: self.members, seed: self.seed, dwell_s: self.scenario.fleet.dwell_s })
             .insert_resource(ScenarioResource(self.scenario.clone()))
             .insert_resource(BusHandle(self.bus.clone()))
+            .insert_resource(outbox::Outbox::starting_at(&self.first_seq))
             .insert_resource(network)
             .insert_resource(env_model)
             .init_resource::<VehicleIndex>();
@@ -85,7 +91,11 @@ impl Plugin for SimPlugin {
 }
 
 fn index_vehicles(mut index: ResMut<VehicleIndex>, vehicles: Query<(Entity, &Vehicle)>) {
-    let mut all: Vec<_> = vehicles.iter().map(|(e, v)| (v.id, e)).collect();
-    all.sort_by_key(|(id, _)| *id);
-    index.0 = all.into_iter().map(|(_, e)| e).collect();
+    for (entity, vehicle) in &vehicles {
+        let slot = vehicle.id.0 as usize - 1;
+        if index.0.len() <= slot {
+            index.0.resize(slot + 1, None);
+        }
+        index.0[slot] = Some(entity);
+    }
 }

@@ -22,6 +22,19 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// An outbox whose numbering starts where `first_seq` says (0 for vehicles absent).
+    pub fn starting_at(first_seq: &std::collections::BTreeMap<VehicleId, u64>) -> Self {
+        let mut outbox = Self::default();
+        for (vehicle, &seq) in first_seq {
+            let slot = vehicle.0 as usize;
+            if outbox.next_seq.len() <= slot {
+                outbox.next_seq.resize(slot + 1, 0);
+            }
+            outbox.next_seq[slot] = seq;
+        }
+        outbox
+    }
+
     /// Queues a message from `vehicle`.
     pub fn send(&mut self, vehicle: VehicleId, body: Body) {
         self.queued.push((vehicle, body));

@@ -409,15 +409,58 @@ pub fn vehicle_seed(run_seed: u64, id: VehicleId) -> u64 {
 /// Fleet parameters resolved from the scenario and the command line.
 #[derive(Resource, Debug, Clone)]
 pub struct FleetConfig {
-    /// Vehicles to spawn.
+    /// Vehicles in the whole fleet.
     pub count: u32,
+    /// Which of them this process simulates.
+    pub members: Members,
     /// Run seed.
     pub seed: u64,
     /// Seconds vehicles wait at depots.
     pub dwell_s: f32,
 }
 
-/// Spawns the whole fleet, parked at their home depots with staggered departures.
+/// Which vehicles of the fleet one process simulates. A vehicle's behaviour depends only on the
+/// scenario, the seed and its id, so shards of a fleet together produce exactly the messages the
+/// whole fleet produces in one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Members {
+    /// Every vehicle.
+    #[default]
+    All,
+    /// Shard `index` (from 0) of `count`: vehicles whose number minus one is `index` modulo `count`.
+    Shard {
+        /// This shard, from 0.
+        index: u32,
+        /// Shards in all.
+        count: u32,
+    },
+    /// One vehicle.
+    One(VehicleId),
+}
+
+impl Members {
+    /// Whether vehicle `id` is simulated here.
+    pub fn contains(self, id: VehicleId) -> bool {
+        match self {
+            Members::All => true,
+            Members::Shard { index, count } => (id.0.wrapping_sub(1)) % count == index,
+            Members::One(one) => one == id,
+        }
+    }
+
+    /// Parses `I/N`, shards numbered from 1 as people count them.
+    pub fn parse_shard(text: &str) -> Result<Members, String> {
+        let (i, n) = text.split_once('/').ok_or_else(|| format!("`{text}`: expected I/N, like 1/2"))?;
+        let i: u32 = i.trim().parse().map_err(|_| format!("`{text}`: shard `{i}` is not a number"))?;
+        let n: u32 = n.trim().parse().map_err(|_| format!("`{text}`: shard count `{n}` is not a number"))?;
+        if n == 0 || i == 0 || i > n {
+            return Err(format!("`{text}`: shards are numbered 1 to N, and N is at least 1"));
+        }
+        Ok(Members::Shard { index: i - 1, count: n })
+    }
+}
+
+/// Spawns the fleet's members, parked at their home depots with staggered departures.
 pub(super) fn spawn_fleet(
     mut commands: Commands,
     config: Res<FleetConfig>,
@@ -430,6 +473,9 @@ pub(super) fn spawn_fleet(
     let models = scenario.0.fleet_models(config.count);
     for index in 0..config.count {
         let id = VehicleId(index + 1);
+        if !config.members.contains(id) {
+            continue;
+        }
         let model = models[index as usize];
         let spec = spec(model);
         let home = (index % depot_count) as u16;

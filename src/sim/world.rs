@@ -113,7 +113,7 @@ impl RoadNetwork {
     /// Builds the world of a scenario: deterministic in its `world.road_seed`.
     pub fn generate(scenario: &Scenario) -> Self {
         let spec = &scenario.world;
-        let mut rng = SmallRng::seed_from_u64(spec.road_seed ^ 0x5EED_0F_7E11);
+        let mut rng = SmallRng::seed_from_u64(spec.road_seed ^ 0x005E_ED0F_7E11);
         let terrain = Terrain::new(&mut rng, spec.size_m, spec.relief_m, spec.base_altitude_m);
         let half = spec.size_m / 2.0;
         let cells = ((spec.size_m / spec.junction_spacing_m).round() as usize).max(2);
@@ -130,7 +130,7 @@ impl RoadNetwork {
         }
         let mut roads = Vec::new();
         // Every third row and column is an arterial road with a higher limit.
-        let limit = |line: usize| if line % 3 == 0 { 80.0 / 3.6 } else { 50.0 / 3.6 };
+        let limit = |line: usize| if line.is_multiple_of(3) { 80.0 / 3.6 } else { 50.0 / 3.6 };
         for row in 0..side {
             for col in 0..side {
                 let i = (row * side + col) as u32;

@@ -18,7 +18,7 @@ fn telemetry_body() -> Body {
     Body::Telemetry(Box::new(Telemetry { metrics, truth }))
 }
 
-fn every_body() -> Vec<Body> {
+pub fn every_body() -> Vec<Body> {
     vec![
         telemetry_body(),
         Body::Heartbeat(Heartbeat { status: VehicleStatus::EnRoute, uptime_s: 55.0 }),
@@ -37,6 +37,7 @@ fn every_body() -> Vec<Body> {
         Body::Command(Command { command_id: "c-1".into(), action: CommandAction::ReduceSpeed { max_kph: 40.0 }, ttl_s: 60.0 }),
         Body::Command(Command { command_id: "c-2".into(), action: CommandAction::ChangeMission { destination_depot: "North".into() }, ttl_s: 60.0 }),
         Body::CommandAck(CommandAck { command_id: "c-1".into(), outcome: CommandOutcome::Accepted, detail: None }),
+        Body::Presence(Presence { online: false, last_seen_sim_time: 310.0, silent_s: 15.2 }),
     ]
 }
 

@@ -70,9 +70,8 @@ fn semantic_errors_point_at_the_entry() {
 #[test]
 fn models_are_spread_by_weight() {
     let text = format!("{GOOD_HEAD}models = {{ van = 2, truck = 1 }}\n").replace("count = 2", "count = 30");
-    let scenario = Scenario::parse(&text.replace("[fleet]\n", "[fleet]\n"), Path::new("x.toml"));
     // `models` must be inside [fleet]; it is the last key there.
-    let scenario = scenario.unwrap();
+    let scenario = Scenario::parse(&text, Path::new("x.toml")).unwrap();
     let models = scenario.fleet_models(30);
     let vans = models.iter().filter(|&&m| m == aegis::model::VehicleModel::Van).count();
     assert_eq!(models[..3].iter().filter(|&&m| m == aegis::model::VehicleModel::Van).count(), 2);
