@@ -1,10 +1,12 @@
 //! Assembling the simulation into a Bevy app, and the headless run loop: pacing, progress
 //! lines, the telemetry recorder and the end-of-run summary.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -14,11 +16,11 @@ use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use serde::Serialize;
 
-use crate::bus::{Backlog, Filter, MemoryBus, SharedBus, Subscription};
-use crate::model::MessageKind;
+use crate::bus::{Backlog, BusStats, Filter, MemoryBus, SharedBus, Subscription};
+use crate::model::{MessageKind, VehicleId};
 use crate::scenario::Scenario;
 use crate::sim::clock::{PHYSICS_HZ, SimClock, Speed};
-use crate::sim::{SimCounters, SimPlugin};
+use crate::sim::{Members, SimCounters, SimPlugin};
 
 /// Everything `aegis run` needs to know.
 #[derive(Debug, Clone)]
@@ -27,6 +29,10 @@ pub struct RunOptions {
     pub scenario: Scenario,
     /// Vehicles in the fleet.
     pub vehicles: u32,
+    /// Which of them this process simulates.
+    pub members: Members,
+    /// First sequence number per vehicle (0 for those absent): where an earlier run stopped.
+    pub first_seq: BTreeMap<VehicleId, u64>,
     /// Run seed.
     pub seed: u64,
     /// Simulated time to run for.
@@ -46,6 +52,8 @@ impl RunOptions {
     pub fn from_scenario(scenario: Scenario) -> Self {
         Self {
             vehicles: scenario.fleet.count,
+            members: Members::All,
+            first_seq: BTreeMap::new(),
             seed: scenario.seed,
             duration: scenario.duration,
             speed: Speed::Max,
@@ -63,7 +71,7 @@ pub fn headless_app(options: &RunOptions, bus: SharedBus) -> App {
     let mut app = App::new();
     app.add_plugins((MinimalPlugins, TransformPlugin));
     app.insert_resource(TimeUpdateStrategy::FixedTimesteps(1));
-    app.add_plugins(SimPlugin { scenario: options.scenario.clone(), vehicles: options.vehicles, seed: options.seed, bus });
+    app.add_plugins(SimPlugin { scenario: options.scenario.clone(), vehicles: options.vehicles, members: options.members, first_seq: options.first_seq.clone(), seed: options.seed, bus });
     // A fixed step is a few hundred microseconds of work; waking worker threads for each of
     // its systems costs more than it saves. Data parallelism inside systems (`par_iter`) stays.
     for schedule in [FixedUpdate.intern(), Update.intern(), PostUpdate.intern(), First.intern(), PreUpdate.intern(), Last.intern()] {
@@ -105,15 +113,12 @@ pub struct RunSummary {
     pub repairs: u64,
     /// Commands vehicles answered.
     pub commands_handled: u64,
-    /// Messages published on the bus.
-    pub bus_published: u64,
-    /// Message copies the bus dropped for full subscribers.
-    pub bus_dropped: u64,
+    /// The bus's counters: published, acknowledged, retried, buffered, spilled, dropped.
+    pub bus: BusStats,
 }
 
 impl RunSummary {
     fn new(options: &RunOptions, clock: SimClock, counters: SimCounters, bus: &SharedBus, wall: Duration) -> Self {
-        let stats = bus.stats();
         let sim_seconds = clock.seconds();
         let wall_seconds = wall.as_secs_f64();
         Self {
@@ -131,15 +136,19 @@ impl RunSummary {
             local_rule_actions: counters.local_rule_actions,
             repairs: counters.repairs,
             commands_handled: counters.commands_handled,
-            bus_published: stats.published,
-            bus_dropped: stats.dropped,
+            bus: bus.stats(),
         }
+    }
+
+    /// Writes the summary as JSON to `path`.
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        std::fs::write(path, serde_json::to_string_pretty(self)? + "\n").with_context(|| format!("cannot write {}", path.display()))
     }
 
     /// The summary for people.
     pub fn human(&self) -> String {
         format!(
-            "{}: {} vehicles, {} simulated in {:.1} s ({:.0}x real time)\n  telemetry {}  events {}  heartbeats {}\n  failures injected {}  functional failures {}  local-rule actions {}  repairs {}",
+            "{}: {} vehicles, {} simulated in {:.1} s ({:.0}x real time)\n  telemetry {}  events {}  heartbeats {}\n  failures injected {}  functional failures {}  local-rule actions {}  repairs {}\n  bus: {}",
             self.scenario,
             self.vehicles,
             clock_text(self.sim_seconds),
@@ -152,6 +161,7 @@ impl RunSummary {
             self.functional_failures,
             self.local_rule_actions,
             self.repairs,
+            self.bus.line(),
         )
     }
 }
@@ -186,9 +196,20 @@ impl Recorder {
     }
 }
 
-/// Runs a scenario headless to its end and returns the summary.
+/// Runs a scenario headless on the in-process bus to its end, writes `--summary` and returns
+/// the summary.
 pub fn run_headless(options: &RunOptions) -> anyhow::Result<RunSummary> {
     let bus: SharedBus = Arc::new(MemoryBus::new());
+    let summary = run_on_bus(options, bus, &AtomicBool::new(false))?;
+    if let Some(path) = &options.summary {
+        summary.write(path)?;
+    }
+    Ok(summary)
+}
+
+/// Runs the simulation on `bus` until its duration has passed or `stop` is set, and returns
+/// the summary. Publishing never waits on the bus; flushing it is the caller's business.
+pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> anyhow::Result<RunSummary> {
     let mut recorder = options.telemetry_out.as_deref().map(|p| Recorder::open(p, &bus)).transpose()?;
     let mut app = headless_app(options, bus.clone());
     // One simulated second per update amortises the schedule's overhead; pacing at real time
@@ -203,7 +224,7 @@ pub fn run_headless(options: &RunOptions) -> anyhow::Result<RunSummary> {
     let mut last_report = (Instant::now(), 0u64);
     loop {
         let steps = app.world().resource::<SimClock>().steps;
-        if steps >= total_steps {
+        if steps >= total_steps || stop.load(Ordering::Relaxed) {
             break;
         }
         let remaining = (total_steps - steps).min(per_update) as u32;
@@ -220,15 +241,17 @@ pub fn run_headless(options: &RunOptions) -> anyhow::Result<RunSummary> {
             }
         }
         if options.progress && last_report.0.elapsed() >= Duration::from_secs(2) {
-            let published = bus.stats().published;
-            let rate = (published - last_report.1) as f64 / last_report.0.elapsed().as_secs_f64();
+            let stats = bus.stats();
+            let rate = (stats.published - last_report.1) as f64 / last_report.0.elapsed().as_secs_f64();
             eprintln!(
-                "[aegis] sim {}  vehicles {}  {:.0} msg/s  {:.1}x real time",
+                "[aegis] sim {}  vehicles {}  {:.0} msg/s  {:.1}x real time  {}",
                 clock_text(clock.seconds()),
                 options.vehicles,
                 rate,
-                clock.seconds() / started.elapsed().as_secs_f64()
+                clock.seconds() / started.elapsed().as_secs_f64(),
+                stats.line()
             );
+            let published = stats.published;
             last_report = (Instant::now(), published);
         }
     }
@@ -238,9 +261,5 @@ pub fn run_headless(options: &RunOptions) -> anyhow::Result<RunSummary> {
     }
     let clock = *app.world().resource::<SimClock>();
     let counters = *app.world().resource::<SimCounters>();
-    let summary = RunSummary::new(options, clock, counters, &bus, started.elapsed());
-    if let Some(path) = &options.summary {
-        std::fs::write(path, serde_json::to_string_pretty(&summary)? + "\n").with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(summary)
+    Ok(RunSummary::new(options, clock, counters, &bus, started.elapsed()))
 }

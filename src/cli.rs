@@ -1,4 +1,5 @@
-//! The command line: `aegis run`, `aegis scenario validate`, `aegis bench sim`, `aegis metrics`.
+//! The command line: `aegis run`, `aegis fleet`, `aegis vehicle`, `aegis orchestrator`,
+//! `aegis scenario validate`, `aegis bench sim|bus`, `aegis metrics`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,8 +8,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::{RunOptions, run_headless};
+use crate::bus::RedisConfig;
+use crate::model::VehicleId;
+use crate::orchestrator::OrchestratorOptions;
 use crate::scenario::{Scenario, parse_duration};
-use crate::sim::Speed;
+use crate::sim::{Members, Speed};
 
 /// AEGIS: fleet digital twin and predictive-maintenance workbench.
 #[derive(Parser, Debug)]
@@ -22,6 +26,12 @@ pub struct Cli {
 enum Command {
     /// Run a scenario: in a 3D window, or with --headless as a server or load run.
     Run(RunArgs),
+    /// Simulate the fleet, or shard I of N of it, headless, publishing over Redis.
+    Fleet(FleetArgs),
+    /// Run one vehicle agent, publishing over Redis.
+    Vehicle(VehicleArgs),
+    /// Consume the whole fleet over Redis: state, sequence numbers, presence.
+    Orchestrator(OrchestratorArgs),
     /// Work with scenario files.
     Scenario {
         #[command(subcommand)]
@@ -70,6 +80,106 @@ struct RunArgs {
     exit_after: Option<f64>,
 }
 
+/// Where Redis is and how the transport holds messages while it is away.
+#[derive(Args, Debug, Clone)]
+struct RedisArgs {
+    /// Redis server, like redis://127.0.0.1:6379.
+    #[arg(long, env = crate::bus::redis::REDIS_URL_ENV)]
+    redis: String,
+    /// Key prefix, to keep several fleets apart on one server.
+    #[arg(long, default_value = "aegis")]
+    redis_prefix: String,
+    /// Messages held in memory while Redis is unreachable, before spilling to disk.
+    #[arg(long, default_value_t = 100_000)]
+    buffer: usize,
+    /// Directory for the spill file.
+    #[arg(long)]
+    spill_dir: Option<PathBuf>,
+    /// Approximate entries kept per partition stream (sets how long a consumer may be away).
+    #[arg(long, default_value_t = 200_000)]
+    stream_maxlen: u64,
+}
+
+impl RedisArgs {
+    fn config(&self, identity: String) -> RedisConfig {
+        let mut config = RedisConfig::new(self.redis.clone(), identity);
+        config.prefix = self.redis_prefix.clone();
+        config.memory_buffer = self.buffer;
+        if let Some(dir) = &self.spill_dir {
+            config.spill_dir = dir.clone();
+        }
+        config.stream_maxlen = self.stream_maxlen;
+        config
+    }
+}
+
+/// What `fleet` and `vehicle` share.
+#[derive(Args, Debug)]
+struct SimArgs {
+    /// Scenario file (TOML).
+    #[arg(long)]
+    scenario: PathBuf,
+    /// Simulated seconds per wall second, or `max`.
+    #[arg(long, default_value = "1")]
+    speed: Speed,
+    /// Simulated time to run, like 90s, 30m, 24h (overrides the scenario).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Run seed (overrides the scenario).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write a JSON summary to this file at exit.
+    #[arg(long)]
+    summary: Option<PathBuf>,
+    /// Longest wait at exit for Redis to confirm what is still held.
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    flush_timeout: Duration,
+    #[command(flatten)]
+    redis: RedisArgs,
+}
+
+#[derive(Args, Debug)]
+struct FleetArgs {
+    #[command(flatten)]
+    sim: SimArgs,
+    /// Whole fleet's size (overrides the scenario); each shard simulates its part.
+    #[arg(long)]
+    vehicles: Option<u32>,
+    /// Simulate shard I of N (numbered from 1): vehicles whose number is I modulo N.
+    #[arg(long, value_parser = Members::parse_shard)]
+    shard: Option<Members>,
+}
+
+#[derive(Args, Debug)]
+struct VehicleArgs {
+    #[command(flatten)]
+    sim: SimArgs,
+    /// The vehicle, like V0007.
+    #[arg(long)]
+    id: VehicleId,
+}
+
+#[derive(Args, Debug)]
+struct OrchestratorArgs {
+    #[command(flatten)]
+    redis: RedisArgs,
+    /// Write a JSON summary to this file at exit.
+    #[arg(long)]
+    summary: Option<PathBuf>,
+    /// Consumer group: every group sees every message once.
+    #[arg(long, default_value = "orchestrator")]
+    group: String,
+    /// This consumer's name; a restart under the same name resumes its pending messages.
+    #[arg(long, default_value = "orchestrator-1")]
+    consumer: String,
+    /// Take over messages another consumer of the group has left pending this long.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    claim_idle: Duration,
+    /// Declare a vehicle offline after this long without a message (3 heartbeats at 1x).
+    #[arg(long, value_parser = parse_duration, default_value = "15s")]
+    offline_after: Duration,
+}
+
 #[derive(Subcommand, Debug)]
 enum ScenarioCommand {
     /// Check a scenario file; exits non-zero with file, line and column on error.
@@ -96,6 +206,24 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Redis transport: end-to-end messages per second and publish-to-consume latency.
+    Bus {
+        /// Redis server.
+        #[arg(long, env = crate::bus::redis::REDIS_URL_ENV)]
+        redis: String,
+        /// Vehicles, each sending one telemetry frame per second.
+        #[arg(long)]
+        vehicles: u32,
+        /// Wall time of the paced (1 Hz) phase.
+        #[arg(long, value_parser = parse_duration, default_value = "10s")]
+        duration: Duration,
+        /// Messages per vehicle in the full-load phase.
+        #[arg(long, default_value_t = 20)]
+        burst: u32,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Entry point of the binary.
@@ -114,8 +242,47 @@ pub fn main() -> ExitCode {
 pub const BUILTIN_DEMO: &str = include_str!("../scenarios/demo.toml");
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let windowed = matches!(&cli.command, Command::Run(args) if !args.headless && cfg!(feature = "gui"));
+    if !windowed {
+        // The 3D view logs through Bevy's own subscriber.
+        init_logging();
+    }
     match cli.command {
         Command::Run(args) => run_scenario(args),
+        Command::Fleet(args) => {
+            let members = args.shard.unwrap_or(Members::All);
+            let identity = match members {
+                Members::Shard { index, count } => format!("fleet-{}of{count}", index + 1),
+                _ => "fleet".to_owned(),
+            };
+            run_remote(args.sim, args.vehicles, members, identity)
+        }
+        Command::Vehicle(args) => {
+            let identity = format!("vehicle-{}", args.id);
+            run_remote(args.sim, None, Members::One(args.id), identity)
+        }
+        Command::Orchestrator(args) => {
+            let mut options = OrchestratorOptions::new(args.redis.config(args.consumer.clone()));
+            options.group = args.group;
+            options.claim_idle = args.claim_idle;
+            options.offline_after = args.offline_after;
+            options.summary = args.summary;
+            let summary = crate::processes::run_orchestrator(options)?;
+            eprintln!(
+                "[aegis] orchestrator: {} vehicles, {} messages, {} gaps, {} duplicates dropped, {} malformed, {} reclaimed",
+                summary.vehicles_seen, summary.messages, summary.gaps, summary.duplicates_dropped, summary.malformed, summary.reclaimed
+            );
+            Ok(())
+        }
+        Command::Bench { command: BenchCommand::Bus { redis, vehicles, duration, burst, json } } => {
+            let figures = crate::bench::bench_bus(&redis, vehicles, duration, burst)?;
+            if json {
+                println!("{}", serde_json::to_string(&figures)?);
+            } else {
+                println!("{}", figures.human());
+            }
+            Ok(())
+        }
         Command::Scenario { command: ScenarioCommand::Validate { path } } => {
             let scenario = Scenario::load(&path)?;
             println!(
@@ -155,6 +322,50 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("AEGIS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_env_filter(filter).try_init();
+}
+
+/// `aegis fleet` and `aegis vehicle`.
+fn run_remote(args: SimArgs, vehicles: Option<u32>, members: Members, identity: String) -> anyhow::Result<()> {
+    let scenario = Scenario::load(&args.scenario)?;
+    let mut options = RunOptions::from_scenario(scenario);
+    options.vehicles = vehicles.unwrap_or(options.vehicles);
+    if options.vehicles == 0 {
+        anyhow::bail!("--vehicles: expected at least one vehicle");
+    }
+    if let Members::One(id) = members
+        && (id.0 == 0 || id.0 > options.vehicles)
+    {
+        anyhow::bail!("--id {id}: the scenario's fleet has vehicles V0001 to {}", VehicleId(options.vehicles));
+    }
+    options.members = members;
+    options.seed = args.seed.unwrap_or(options.seed);
+    options.duration = args.duration.unwrap_or(options.duration);
+    options.speed = args.speed;
+    options.summary = args.summary;
+    options.progress = true;
+    let redis = args.redis.config(identity.clone());
+    eprintln!(
+        "[aegis] {identity}: scenario {}, fleet of {} vehicles, seed {}, {} at {}, on {} (prefix {})",
+        options.scenario.name,
+        options.vehicles,
+        options.seed,
+        humantime::format_duration(options.duration),
+        match options.speed {
+            Speed::Max => "max speed".to_owned(),
+            Speed::Factor(f) => format!("{f}x real time"),
+        },
+        redis.url,
+        redis.prefix
+    );
+    let summary = crate::processes::run_fleet(&options, redis, args.flush_timeout)?;
+    eprintln!("{}", summary.human());
+    Ok(())
 }
 
 fn run_scenario(args: RunArgs) -> anyhow::Result<()> {

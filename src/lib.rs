@@ -2,8 +2,10 @@
 //!
 //! - [`model`]: the data model every process shares.
 //! - [`scenario`]: scenario files.
-//! - [`bus`]: the message bus interface and its in-process implementation.
+//! - [`bus`]: the message bus interface, in process and over Redis.
 //! - [`sim`]: the simulated fleet (Bevy ECS + rapier).
+//! - [`orchestrator`]: the centre that consumes the fleet.
+//! - [`processes`]: `aegis fleet`, `vehicle` and `orchestrator` over Redis.
 //! - [`app`]: assembling headless and windowed apps, and running them.
 //! - `gui` (feature `gui`): the 3D view and panels.
 
@@ -14,6 +16,8 @@ pub mod cli;
 #[cfg(feature = "gui")]
 pub mod gui;
 pub mod model;
+pub mod orchestrator;
+pub mod processes;
 pub mod scenario;
 pub mod schedule;
 pub mod sim;

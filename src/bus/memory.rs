@@ -67,10 +67,13 @@ impl Bus for MemoryBus {
     }
 
     fn stats(&self) -> BusStats {
+        let published = self.published.load(Ordering::Relaxed);
         BusStats {
-            published: self.published.load(Ordering::Relaxed),
+            published,
+            acknowledged: published,
             delivered: self.delivered.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            ..BusStats::default()
         }
     }
 }

@@ -1,8 +1,10 @@
-//! The message bus: every message a vehicle sends or receives goes through [`Bus`], on a named
-//! [`Channel`]. The in-process [`MemoryBus`] is the embedded default; other transports
-//! implement the same trait.
+//! The message bus: every message a vehicle sends or receives goes through [`Bus`], on a
+//! [`Channel`]. The in-process [`MemoryBus`] is the embedded default; [`RedisBus`] carries the
+//! same envelopes between processes (docs/PROTOCOL.md).
 
+pub mod keys;
 mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 
@@ -11,9 +13,9 @@ use crossbeam_channel::Receiver;
 use crate::model::{Envelope, MessageKind, VehicleId};
 
 pub use memory::MemoryBus;
+pub use redis::{RedisBus, RedisConfig};
 
-/// A named channel. Names follow `aegis:{kind}:{vehicle}`; the braces are a Redis Cluster hash
-/// tag so that all of one vehicle's channels share a slot.
+/// What a message is and whose it is; subscriptions filter on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Channel {
     /// What travels on it.
@@ -26,11 +28,6 @@ impl Channel {
     /// The channel an envelope belongs on.
     pub fn of(envelope: &Envelope) -> Channel {
         Channel { kind: envelope.kind(), vehicle: envelope.vehicle_id }
-    }
-
-    /// The channel's name, e.g. `aegis:telemetry:{V0001}`.
-    pub fn name(&self) -> String {
-        format!("aegis:{}:{{{}}}", self.kind.as_str(), self.vehicle)
     }
 }
 
@@ -93,14 +90,35 @@ impl Subscription {
 pub struct BusStats {
     /// Messages handed to `publish`.
     pub published: u64,
-    /// Copies delivered to subscribers.
+    /// Messages the transport confirmed as stored (Redis replied to `XADD`); the in-process bus
+    /// confirms on publish.
+    pub acknowledged: u64,
+    /// Copies delivered to subscribers of this process.
     pub delivered: u64,
-    /// Copies dropped because a bounded subscriber was full.
+    /// Message sends that failed and were tried again.
+    pub retried: u64,
+    /// Messages that waited in memory because the transport was unreachable.
+    pub buffered: u64,
+    /// Messages written to the local spill file because the memory buffer was full.
+    pub spilled: u64,
+    /// Messages lost: a full bounded subscriber, or a full spill file.
     pub dropped: u64,
+    /// Messages published but not yet confirmed, now.
+    pub backlog: u64,
+}
+
+impl BusStats {
+    /// The counters in one short line, for progress output.
+    pub fn line(&self) -> String {
+        format!(
+            "published {} acked {} retried {} buffered {} spilled {} dropped {} backlog {}",
+            self.published, self.acknowledged, self.retried, self.buffered, self.spilled, self.dropped, self.backlog
+        )
+    }
 }
 
 /// A publish/subscribe transport. Publishing never blocks: the simulation must not stall on
-/// its consumers.
+/// its consumers or on the network.
 pub trait Bus: Send + Sync + 'static {
     /// Sends an envelope on its channel.
     fn publish(&self, envelope: Envelope);
@@ -108,6 +126,12 @@ pub trait Bus: Send + Sync + 'static {
     fn subscribe(&self, filter: Filter, backlog: Backlog) -> Subscription;
     /// Totals so far.
     fn stats(&self) -> BusStats;
+    /// Waits until everything published so far is confirmed by the transport, for at most
+    /// `timeout`; returns whether it was.
+    fn flush(&self, timeout: std::time::Duration) -> bool {
+        let _ = timeout;
+        true
+    }
 }
 
 /// A shared bus handle.

@@ -35,7 +35,7 @@ pub fn run(options: RunOptions, screenshot: Option<PathBuf>, exit_after: Option<
         ..default()
     }));
     app.add_plugins((EguiPlugin::default(), MeshPickingPlugin, FreeCameraPlugin));
-    app.add_plugins(SimPlugin { scenario: options.scenario.clone(), vehicles: options.vehicles, seed: options.seed, bus });
+    app.add_plugins(SimPlugin { scenario: options.scenario.clone(), vehicles: options.vehicles, members: options.members, first_seq: options.first_seq.clone(), seed: options.seed, bus });
     let factor = match options.speed {
         Speed::Factor(f) => f.min(GUI_MAX_SPEED),
         Speed::Max => GUI_MAX_SPEED,

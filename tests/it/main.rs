@@ -1,9 +1,12 @@
-//! The integration tests, one binary: headless ECS tests with pinned time, CLI end to end.
+//! The integration tests, one binary: headless ECS tests with pinned time, CLI end to end, and
+//! the Redis transport against throwaway redis-server instances.
 
 mod common;
 mod determinism;
 mod failures;
 mod messages;
+mod redis_server;
 mod rules;
 mod scenarios;
 mod cli;
+mod transport;

@@ -1,4 +1,9 @@
-//! `aegis bench`: throughput and memory figures, measured on the real simulation.
+//! `aegis bench`: throughput, latency and memory figures, measured on the real simulation
+//! and the real transport.
+
+mod bus;
+
+pub use bus::{BusBench, bench_bus};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,0 +1,211 @@
+//! The writer task: takes envelopes from the simulation without ever making it wait, and
+//! appends them to their partition streams in pipelined batches. While Redis is unreachable it
+//! keeps them in the send queue (memory, then a spill file) and replays them in order later.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::error::TryRecvError;
+
+use super::backoff::Backoff;
+use super::send_queue::{Pushed, Queued, SendQueue};
+use super::Counters;
+use crate::bus::keys::{Family, Keys, partition_of};
+use crate::model::{Envelope, VehicleId};
+
+/// Messages per pipelined round trip.
+const BATCH: usize = 512;
+
+/// Longest wait for Redis to answer one batch before it counts as failed.
+const BATCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the simulation side sends the writer.
+pub(super) enum ToWriter {
+    /// Publish this.
+    Message(Envelope),
+    /// Answer `true` once everything before this is confirmed.
+    Flush(crossbeam_channel::Sender<bool>),
+    /// Write what is still held to the spill file, answer, and stop.
+    Persist(crossbeam_channel::Sender<()>),
+}
+
+pub(super) struct Writer {
+    pub connection: ConnectionManager,
+    pub keys: Keys,
+    pub queue: SendQueue,
+    pub counters: Arc<Counters>,
+    pub stream_maxlen: u64,
+}
+
+impl Writer {
+    /// Runs until told to persist, or until every sender is gone and the queue is empty (or
+    /// persisted, when Redis is away then).
+    pub async fn run(mut self, mut inbox: UnboundedReceiver<ToWriter>) {
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
+        let mut flushes: Vec<crossbeam_channel::Sender<bool>> = Vec::new();
+        let mut closed = false;
+        loop {
+            while !closed {
+                match inbox.try_recv() {
+                    Ok(message) => {
+                        if self.accept(message, &mut flushes, backoff.failing()) {
+                            return;
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => closed = true,
+                }
+            }
+            if self.queue.is_empty() {
+                for flush in flushes.drain(..) {
+                    let _ = flush.send(true);
+                }
+                if closed {
+                    return;
+                }
+                match inbox.recv().await {
+                    Some(message) => {
+                        if self.accept(message, &mut flushes, backoff.failing()) {
+                            return;
+                        }
+                    }
+                    None => closed = true,
+                }
+                continue;
+            }
+            if closed && backoff.failing() {
+                // Nobody can wait for these any more: keep them on disk.
+                self.persist();
+                return;
+            }
+            match self.send_batch().await {
+                Ok(()) => {
+                    if backoff.failing() {
+                        tracing::info!("redis reachable again; replaying {} held messages", self.queue.len());
+                    }
+                    backoff.reset();
+                }
+                Err(error) => {
+                    if !backoff.failing() {
+                        tracing::warn!("redis unreachable ({error}); buffering messages and retrying");
+                    }
+                    // Keep taking messages while waiting, so the simulation never waits.
+                    let wake = tokio::time::Instant::now() + backoff.next_delay();
+                    while !closed {
+                        tokio::select! {
+                            message = inbox.recv() => match message {
+                                Some(message) => {
+                                    if self.accept(message, &mut flushes, true) {
+                                        return;
+                                    }
+                                }
+                                None => closed = true,
+                            },
+                            _ = tokio::time::sleep_until(wake) => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes one message; returns whether the writer must stop.
+    fn accept(&mut self, message: ToWriter, flushes: &mut Vec<crossbeam_channel::Sender<bool>>, unreachable: bool) -> bool {
+        let envelope = match message {
+            ToWriter::Message(envelope) => envelope,
+            ToWriter::Flush(reply) => {
+                flushes.push(reply);
+                return false;
+            }
+            ToWriter::Persist(reply) => {
+                self.persist();
+                let _ = reply.send(());
+                return true;
+            }
+        };
+        let queued = Queued { partition: partition_of(envelope.vehicle_id), kind: envelope.kind(), vehicle: envelope.vehicle_id, seq: envelope.seq, data: envelope.to_json() };
+        let counters = &self.counters;
+        match self.queue.push(queued) {
+            Ok(Pushed::Memory) if unreachable => {
+                counters.buffered.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Pushed::Memory) => {}
+            Ok(Pushed::Spilled) => {
+                counters.spilled.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Pushed::Dropped) => {
+                counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                tracing::error!("cannot write the spill file: {error}; message dropped");
+                counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        counters.backlog.store(self.queue.len(), Ordering::Relaxed);
+        false
+    }
+
+    /// Sends the front of the queue as one pipeline; removes it only when Redis confirmed all.
+    async fn send_batch(&mut self) -> Result<(), String> {
+        let mut pipe = redis::pipe();
+        let mut count = 0;
+        // Where each vehicle's numbering stands after this batch, recorded in the same pipeline
+        // so that a restarted producer continues it (see `RedisBus::resume_sequences`).
+        let mut next_seq: BTreeMap<u16, BTreeMap<VehicleId, u64>> = BTreeMap::new();
+        for message in self.queue.front(BATCH).map_err(|e| format!("spill file: {e}"))? {
+            if Family::of(message.kind) == Family::Uplink {
+                next_seq.entry(message.partition).or_default().insert(message.vehicle, message.seq + 1);
+            }
+            pipe.cmd("XADD")
+                .arg(self.keys.stream(Family::of(message.kind), message.partition))
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(self.stream_maxlen)
+                .arg("*")
+                .arg("kind")
+                .arg(message.kind.as_str())
+                .arg("data")
+                .arg(&message.data)
+                .ignore();
+            count += 1;
+        }
+        for (partition, vehicles) in next_seq {
+            let mut hset = redis::cmd("HSET");
+            hset.arg(self.keys.next_seq(partition));
+            for (vehicle, seq) in vehicles {
+                hset.arg(vehicle.to_string()).arg(seq);
+            }
+            pipe.add_command(hset).ignore();
+        }
+        let sent = tokio::time::timeout(BATCH_TIMEOUT, pipe.query_async::<()>(&mut self.connection)).await;
+        match sent {
+            Ok(Ok(())) => {
+                self.queue.pop(count);
+                self.counters.acknowledged.fetch_add(count as u64, Ordering::Relaxed);
+                self.counters.backlog.store(self.queue.len(), Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(Err(error)) => {
+                self.counters.retried.fetch_add(count as u64, Ordering::Relaxed);
+                Err(error.to_string())
+            }
+            Err(_) => {
+                self.counters.retried.fetch_add(count as u64, Ordering::Relaxed);
+                Err(format!("no answer within {BATCH_TIMEOUT:?}"))
+            }
+        }
+    }
+
+    fn persist(&mut self) {
+        let held = self.queue.len();
+        match self.queue.persist() {
+            Ok(Some(path)) => tracing::error!("redis unreachable at exit: {held} messages left unsent in {}", path.display()),
+            Ok(None) => {}
+            Err(error) => tracing::error!("redis unreachable at exit and the spill file failed ({error}): {held} messages lost"),
+        }
+    }
+}

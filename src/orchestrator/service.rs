@@ -1,0 +1,286 @@
+//! `aegis orchestrator`: consumes the whole fleet's uplink over Redis, keeps the fleet state
+//! current, reports presence changes and the fleet status, and on SIGINT/SIGTERM drains what
+//! is left, acknowledges it and writes its summary.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+
+use super::sequence::SeqSet;
+use super::tracker::{FleetFigures, FleetTracker, Ingested};
+use crate::bus::keys::{Family, Keys, PARTITIONS, partition_of};
+use crate::bus::redis::{Backoff, Batch, ConsumerOptions, ConsumerStats, RedisBus, RedisConfig, StreamConsumer};
+use crate::bus::{Bus, BusStats};
+use crate::model::{Body, Envelope, MessageKind, VehicleId};
+
+/// Everything `aegis orchestrator` needs to know.
+#[derive(Debug, Clone)]
+pub struct OrchestratorOptions {
+    /// The server and key prefix; `identity` names the consumer.
+    pub redis: RedisConfig,
+    /// Consumer group; one active orchestrator per group.
+    pub group: String,
+    /// Take over entries another consumer of the group left pending this long.
+    pub claim_idle: Duration,
+    /// Declare a vehicle offline after this long without a message.
+    pub offline_after: Duration,
+    /// Write the summary JSON here at exit.
+    pub summary: Option<PathBuf>,
+    /// Print a progress line this often.
+    pub progress_every: Duration,
+}
+
+impl OrchestratorOptions {
+    /// Defaults on `redis`: group `orchestrator`, reclaim after 10 s, offline after 15 s
+    /// (three missed heartbeats at real time), progress every 5 s.
+    pub fn new(redis: RedisConfig) -> Self {
+        Self {
+            redis,
+            group: "orchestrator".to_owned(),
+            claim_idle: Duration::from_secs(10),
+            offline_after: Duration::from_secs(super::tracker::HEARTBEAT_INTERVAL_S * u64::from(super::tracker::MISSED_HEARTBEATS)),
+            summary: None,
+            progress_every: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What an orchestrator run saw, written as JSON by `--summary`.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrchestratorSummary {
+    /// Vehicles known (this run, or from the group's stored sequence numbers).
+    pub vehicles_seen: u64,
+    /// New messages processed by this run.
+    pub messages: u64,
+    /// New messages by kind.
+    pub messages_by_kind: BTreeMap<MessageKind, u64>,
+    /// Sequence numbers missing below each vehicle's highest, over every run of the group.
+    pub gaps: u64,
+    /// Redeliveries dropped by (vehicle, sequence number).
+    pub duplicates_dropped: u64,
+    /// Unreadable entries, dead-lettered.
+    pub malformed: u64,
+    /// Entries taken over from a silent consumer.
+    pub reclaimed: u64,
+    /// Pending entries that had been trimmed from their stream before they were read.
+    pub trimmed: u64,
+    /// Distinct sequence numbers processed over every run of the group.
+    pub sequence_numbers_seen: u64,
+    /// Vehicles that went offline, and that came (back) online.
+    pub went_offline: u64,
+    /// See `went_offline`.
+    pub came_online: u64,
+    /// Fleet figures at exit.
+    pub fleet: FleetFigures,
+    /// The consumer's own counters.
+    pub consumer: ConsumerStats,
+    /// Presence messages this run published.
+    pub bus: BusStats,
+    /// Wall-clock seconds.
+    pub wall_seconds: f64,
+}
+
+/// Runs until `stop` is set, then drains and returns the summary (also written to
+/// `options.summary`).
+pub async fn run(options: OrchestratorOptions, stop: Arc<AtomicBool>) -> anyhow::Result<OrchestratorSummary> {
+    let started = Instant::now();
+    let keys = options.redis.keys();
+    let mut connection = options.redis.connection()?;
+    let mut tracker = FleetTracker::new(options.offline_after);
+    restore(&mut connection, &keys, &options.group, &mut tracker, &stop).await;
+    let bus = RedisBus::new(options.redis.clone(), tokio::runtime::Handle::current())?;
+    let mut consumer_options = ConsumerOptions::new(options.group.clone(), options.redis.identity.clone());
+    consumer_options.claim_idle = Some(options.claim_idle);
+    let mut consumer = StreamConsumer::new(connection.clone(), keys.clone(), Family::Uplink, consumer_options);
+    let mut run = Run { tracker, keys, group: options.group.clone(), bus, central_seq: BTreeMap::new(), messages: 0, went_offline: 0, came_online: 0, status: connection };
+
+    tracing::info!("orchestrator `{}` of group `{}` reading {} partitions", options.redis.identity, options.group, PARTITIONS);
+    let mut last_tick = Instant::now();
+    let mut last_progress = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let batch = consumer.poll(true).await;
+        run.process(&mut consumer, batch).await;
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            last_tick = Instant::now();
+            run.tick().await;
+        }
+        if last_progress.elapsed() >= options.progress_every {
+            last_progress = Instant::now();
+            let figures = run.tracker.summary();
+            tracing::info!(
+                "vehicles {} (online {}, offline {})  messages {}  gaps {}  duplicates {}  malformed {}  reclaimed {}",
+                figures.vehicles,
+                figures.online,
+                figures.offline,
+                run.messages,
+                figures.gaps,
+                run.tracker.duplicates,
+                consumer.stats.rejected,
+                consumer.stats.reclaimed
+            );
+        }
+    }
+    // Drain: everything already in the streams for this group, then stop.
+    tracing::info!("stopping: draining what is left");
+    loop {
+        let batch = consumer.poll(false).await;
+        if batch.is_empty() {
+            break;
+        }
+        run.process(&mut consumer, batch).await;
+    }
+    run.tick().await;
+    run.bus.close(Duration::from_secs(10));
+    let fleet = run.tracker.summary();
+    let summary = OrchestratorSummary {
+        vehicles_seen: fleet.vehicles,
+        messages: run.messages,
+        messages_by_kind: run.tracker.by_kind.clone(),
+        gaps: fleet.gaps,
+        duplicates_dropped: run.tracker.duplicates,
+        malformed: consumer.stats.rejected,
+        reclaimed: consumer.stats.reclaimed,
+        trimmed: consumer.stats.trimmed,
+        sequence_numbers_seen: fleet.sequence_numbers_seen,
+        went_offline: run.went_offline,
+        came_online: run.came_online,
+        fleet,
+        consumer: consumer.stats,
+        bus: run.bus.stats(),
+        wall_seconds: started.elapsed().as_secs_f64(),
+    };
+    if let Some(path) = &options.summary {
+        std::fs::write(path, serde_json::to_string_pretty(&summary)? + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(summary)
+}
+
+/// Loads the sequence numbers this group processed before, so that a restarted orchestrator
+/// drops redeliveries of them and counts gaps over the whole history. Waits for Redis.
+async fn restore(connection: &mut ConnectionManager, keys: &Keys, group: &str, tracker: &mut FleetTracker, stop: &AtomicBool) {
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    'partitions: for partition in 0..PARTITIONS {
+        loop {
+            let stored: redis::RedisResult<Vec<(String, String)>> = redis::cmd("HGETALL").arg(keys.seen(partition, group)).query_async(connection).await;
+            match stored {
+                Ok(stored) => {
+                    for (vehicle, text) in stored {
+                        match (vehicle.parse::<VehicleId>(), SeqSet::decode(&text)) {
+                            (Ok(vehicle), Some(seen)) => tracker.restore(vehicle, seen),
+                            _ => tracing::warn!("{}: unreadable entry {vehicle} = {text} ignored", keys.seen(partition, group)),
+                        }
+                    }
+                    continue 'partitions;
+                }
+                Err(error) => {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    if !backoff.failing() {
+                        tracing::warn!("waiting for redis: {error}");
+                    }
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        }
+    }
+}
+
+/// The state of one orchestrator run.
+struct Run {
+    tracker: FleetTracker,
+    keys: Keys,
+    group: String,
+    bus: RedisBus,
+    /// Sequence numbers of what this run publishes about each vehicle.
+    central_seq: BTreeMap<VehicleId, u64>,
+    messages: u64,
+    went_offline: u64,
+    came_online: u64,
+    status: ConnectionManager,
+}
+
+impl Run {
+    /// Applies a batch, then acknowledges it together with the sequence numbers it added.
+    async fn process(&mut self, consumer: &mut StreamConsumer, batch: Batch) {
+        if batch.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut done = Vec::with_capacity(batch.deliveries.len() + batch.trimmed.len());
+        let mut touched = BTreeMap::new();
+        for delivery in &batch.deliveries {
+            let (ingested, change) = self.tracker.ingest(&delivery.envelope, now);
+            if ingested == Ingested::New {
+                self.messages += 1;
+                touched.insert(delivery.envelope.vehicle_id, ());
+            }
+            if let Some(change) = change {
+                self.came_online += 1;
+                self.publish_presence(change.vehicle, change.presence, delivery.envelope.sim_time);
+            }
+            done.push((delivery.partition, delivery.id.clone()));
+        }
+        done.extend(batch.trimmed);
+        let mut seen_updates: BTreeMap<u16, redis::Cmd> = BTreeMap::new();
+        for vehicle in touched.keys() {
+            let partition = partition_of(*vehicle);
+            let cmd = seen_updates.entry(partition).or_insert_with(|| {
+                let mut cmd = redis::cmd("HSET");
+                cmd.arg(self.keys.seen(partition, &self.group));
+                cmd
+            });
+            let seen = &self.tracker.vehicle(*vehicle).expect("just ingested").seen;
+            cmd.arg(vehicle.to_string()).arg(seen.encode());
+        }
+        let extra: Vec<(u16, redis::Cmd)> = seen_updates.into_iter().collect();
+        if let Err(error) = consumer.commit(&done, &batch.rejected, &extra, Duration::from_secs(60)).await {
+            tracing::warn!("{error}; the entries will be read again and dropped as duplicates");
+        }
+    }
+
+    /// Once a second: presence, and the fleet status for operators.
+    async fn tick(&mut self) {
+        for change in self.tracker.check_presence(Instant::now()) {
+            self.went_offline += 1;
+            tracing::info!("{} offline: no message for {:.1} s", change.vehicle, change.presence.silent_s);
+            let sim_time = change.presence.last_seen_sim_time;
+            self.publish_presence(change.vehicle, change.presence, sim_time);
+        }
+        let figures = self.tracker.summary();
+        let mut pipe = redis::pipe();
+        let status = serde_json::json!({
+            "updated": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            "group": self.group,
+            "messages": self.messages,
+            "duplicates_dropped": self.tracker.duplicates,
+            "fleet": figures,
+        });
+        pipe.cmd("SET").arg(self.keys.fleet_status()).arg(status.to_string()).ignore();
+        for vehicle in self.tracker.take_changed() {
+            let state = self.tracker.vehicle(vehicle).expect("listed by the tracker");
+            let json = serde_json::json!({
+                "status": state.status,
+                "online": state.online,
+                "seq": state.seen.highest(),
+                "sim_time": state.last_sim_time,
+            });
+            pipe.cmd("HSET").arg(self.keys.vehicles(partition_of(vehicle))).arg(vehicle.to_string()).arg(json.to_string()).ignore();
+        }
+        if let Err(error) = pipe.query_async::<()>(&mut self.status).await {
+            tracing::debug!("fleet status not written: {error}");
+        }
+    }
+
+    fn publish_presence(&mut self, vehicle: VehicleId, presence: crate::model::Presence, sim_time: f64) {
+        let seq = self.central_seq.entry(vehicle).or_default();
+        self.bus.publish(Envelope::new(vehicle, *seq, sim_time, Body::Presence(presence)));
+        *seq += 1;
+    }
+}

@@ -1,0 +1,71 @@
+//! The fleet as separate processes over Redis: `aegis fleet` and `aegis vehicle` simulate
+//! their part of the fleet and publish it; `aegis orchestrator` consumes it. Each stops on
+//! SIGINT/SIGTERM after flushing or draining what it holds.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::app::{RunOptions, RunSummary, run_on_bus};
+use crate::bus::{Bus, RedisBus, RedisConfig, SharedBus};
+use crate::model::VehicleId;
+use crate::orchestrator::{OrchestratorOptions, OrchestratorSummary};
+
+/// A tokio runtime for the transport's tasks, beside the simulation's own thread.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("aegis-redis").enable_all().build()?)
+}
+
+/// Sets `stop` on the first SIGINT or SIGTERM.
+fn stop_on_signals(runtime: &tokio::runtime::Handle, stop: Arc<AtomicBool>) {
+    runtime.spawn(async move {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!("cannot watch SIGTERM: {error}");
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("signal received: finishing");
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+/// Simulates `options.members` of the fleet, publishing over Redis, until the duration has
+/// passed or a signal arrives; then flushes for at most `flush_timeout`. Fails when messages
+/// are left unsent (they stay in the spill file, whose path is logged).
+pub fn run_fleet(options: &RunOptions, redis: RedisConfig, flush_timeout: Duration) -> anyhow::Result<RunSummary> {
+    let runtime = runtime()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signals(runtime.handle(), stop.clone());
+    let bus = Arc::new(RedisBus::new(redis, runtime.handle().clone())?);
+    let mut options = options.clone();
+    let ours: Vec<VehicleId> = (1..=options.vehicles).map(VehicleId).filter(|v| options.members.contains(*v)).collect();
+    options.first_seq = bus.resume_sequences(&ours, Duration::from_secs(10));
+    if let Some(max) = options.first_seq.values().max() {
+        tracing::info!("continuing the sequence numbers of an earlier run (up to {max})");
+    }
+    let shared: SharedBus = bus.clone();
+    let mut summary = run_on_bus(&options, shared, &stop)?;
+    let flushed = bus.close(flush_timeout);
+    summary.bus = bus.stats();
+    if let Some(path) = &options.summary {
+        summary.write(path)?;
+    }
+    if !flushed {
+        anyhow::bail!("redis did not confirm {} messages within {}; they were left in the spill file", summary.bus.backlog, humantime::format_duration(flush_timeout));
+    }
+    Ok(summary)
+}
+
+/// Runs the orchestrator until a signal arrives, then drains and returns its summary.
+pub fn run_orchestrator(options: OrchestratorOptions) -> anyhow::Result<OrchestratorSummary> {
+    let runtime = runtime()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signals(runtime.handle(), stop.clone());
+    runtime.block_on(crate::orchestrator::service::run(options, stop))
+}
