@@ -379,7 +379,8 @@ mod wire {
         seq: u64,
         sim_time: f64,
         wall_time: String,
-        payload: serde_json::Value,
+        // Kept as text until `kind` is known, then parsed once into its own type.
+        payload: Box<serde_json::value::RawValue>,
     }
 
     impl Serialize for Envelope {
@@ -409,8 +410,8 @@ mod wire {
     impl<'de> Deserialize<'de> for Envelope {
         fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
             let wire = Incoming::deserialize(deserializer)?;
-            fn parse<T: serde::de::DeserializeOwned, E: serde::de::Error>(value: serde_json::Value, kind: MessageKind) -> Result<T, E> {
-                serde_json::from_value(value).map_err(|e| E::custom(format!("payload of {}: {e}", kind.as_str())))
+            fn parse<T: serde::de::DeserializeOwned, E: serde::de::Error>(payload: Box<serde_json::value::RawValue>, kind: MessageKind) -> Result<T, E> {
+                serde_json::from_str(payload.get()).map_err(|e| E::custom(format!("payload of {}: {e}", kind.as_str())))
             }
             let body = match wire.kind {
                 MessageKind::Telemetry => Body::Telemetry(Box::new(parse(wire.payload, wire.kind)?)),

@@ -261,7 +261,7 @@ fn malformed_entries_are_dead_lettered_counted_and_logged_once() {
 fn presence_goes_offline_and_back_online() {
     let dir = tempfile::tempdir().unwrap();
     let server = RedisServer::start();
-    let center = orchestrator(dir.path(), "orchestrator", &server, &["--offline-after", "1s"]);
+    let center = orchestrator(dir.path(), "orchestrator", &server, &["--offline-after", "2s"]);
     let url = server.url();
     let agent = Aegis::start(dir.path(), "vehicle", &["vehicle", "--scenario", "scenarios/demo.toml", "--id", "V0003", "--redis", &url, "--speed", "20", "--duration", "1h"]);
     let presence = |connection: &mut redis::Connection| -> Vec<bool> {
@@ -276,15 +276,19 @@ fn presence_goes_offline_and_back_online() {
             .collect()
     };
     let mut connection = server.connection();
-    wait_until(LIMIT, "the vehicle is online", || presence(&mut connection) == [true]);
+    // Under load a busy machine may starve the agent for a moment; only the changes the
+    // signals cause are required, in alternation.
+    wait_until(LIMIT, "the vehicle is online", || presence(&mut connection).last() == Some(&true));
     agent.signal("STOP");
-    wait_until(LIMIT, "the silent vehicle is offline", || presence(&mut connection) == [true, false]);
+    wait_until(LIMIT, "the silent vehicle is offline", || presence(&mut connection).last() == Some(&false));
     agent.signal("CONT");
-    wait_until(LIMIT, "the vehicle is back online", || presence(&mut connection) == [true, false, true]);
+    wait_until(LIMIT, "the vehicle is back online", || presence(&mut connection).last() == Some(&true));
     agent.signal("TERM");
     let driven = agent.finish();
     let summary = stop(center);
-    assert_eq!((n(&summary, "/went_offline"), n(&summary, "/came_online")), (1, 2));
+    let changes = presence(&mut connection);
+    assert!(changes.len() >= 3 && changes.windows(2).all(|w| w[0] != w[1]) && changes[0], "{changes:?}");
+    assert_eq!(n(&summary, "/went_offline") + n(&summary, "/came_online"), changes.len() as u64);
     assert_eq!(n(&summary, "/messages"), n(&driven, "/bus/published"));
     assert_eq!(n(&summary, "/vehicles_seen"), 1);
 }

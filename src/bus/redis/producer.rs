@@ -3,6 +3,8 @@
 //! keeps them in the send queue (memory, then a spill file) and replays them in order later.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -41,13 +43,19 @@ pub(super) struct Writer {
     pub stream_maxlen: u64,
 }
 
+/// A batch Redis has not answered yet.
+type InFlight = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
 impl Writer {
     /// Runs until told to persist, or until every sender is gone and the queue is empty (or
-    /// persisted, when Redis is away then).
+    /// persisted, when Redis is away then). One batch is in flight at a time, and messages keep
+    /// being taken and serialised while it is, so encoding overlaps the round trip.
     pub async fn run(mut self, mut inbox: UnboundedReceiver<ToWriter>) {
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
         let mut flushes: Vec<crossbeam_channel::Sender<bool>> = Vec::new();
         let mut closed = false;
+        let mut in_flight: Option<(usize, InFlight)> = None;
+        let mut retry_at: Option<tokio::time::Instant> = None;
         loop {
             while !closed {
                 match inbox.try_recv() {
@@ -60,7 +68,7 @@ impl Writer {
                     Err(TryRecvError::Disconnected) => closed = true,
                 }
             }
-            if self.queue.is_empty() {
+            if in_flight.is_none() && self.queue.is_empty() {
                 for flush in flushes.drain(..) {
                     let _ = flush.send(true);
                 }
@@ -77,38 +85,53 @@ impl Writer {
                 }
                 continue;
             }
-            if closed && backoff.failing() {
-                // Nobody can wait for these any more: keep them on disk.
-                self.persist();
-                return;
-            }
-            match self.send_batch().await {
-                Ok(()) => {
-                    if backoff.failing() {
-                        tracing::info!("redis reachable again; replaying {} held messages", self.queue.len());
-                    }
-                    backoff.reset();
+            if in_flight.is_none() && retry_at.is_none_or(|at| tokio::time::Instant::now() >= at) {
+                if closed && backoff.failing() {
+                    // Nobody can wait for these any more: keep them on disk.
+                    self.persist();
+                    return;
                 }
-                Err(error) => {
-                    if !backoff.failing() {
-                        tracing::warn!("redis unreachable ({error}); buffering messages and retrying");
+                retry_at = None;
+                match self.start_batch() {
+                    Ok(batch) => in_flight = Some(batch),
+                    Err(error) => {
+                        tracing::error!("{error}");
+                        retry_at = Some(tokio::time::Instant::now() + backoff.next_delay());
                     }
-                    // Keep taking messages while waiting, so the simulation never waits.
-                    let wake = tokio::time::Instant::now() + backoff.next_delay();
-                    while !closed {
-                        tokio::select! {
-                            message = inbox.recv() => match message {
-                                Some(message) => {
-                                    if self.accept(message, &mut flushes, true) {
-                                        return;
-                                    }
-                                }
-                                None => closed = true,
-                            },
-                            _ = tokio::time::sleep_until(wake) => break,
+                }
+            }
+            let wake = retry_at.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                result = async { in_flight.as_mut().expect("guarded").1.as_mut().await }, if in_flight.is_some() => {
+                    let (count, _) = in_flight.take().expect("guarded");
+                    match result {
+                        Ok(()) => {
+                            self.queue.pop(count);
+                            self.counters.acknowledged.fetch_add(count as u64, Ordering::Relaxed);
+                            self.counters.backlog.store(self.queue.len(), Ordering::Relaxed);
+                            if backoff.failing() {
+                                tracing::info!("redis reachable again; replaying {} held messages", self.queue.len());
+                            }
+                            backoff.reset();
+                        }
+                        Err(error) => {
+                            self.counters.retried.fetch_add(count as u64, Ordering::Relaxed);
+                            if !backoff.failing() {
+                                tracing::warn!("redis unreachable ({error}); buffering messages and retrying");
+                            }
+                            retry_at = Some(tokio::time::Instant::now() + backoff.next_delay());
                         }
                     }
                 }
+                message = inbox.recv(), if !closed => match message {
+                    Some(message) => {
+                        if self.accept(message, &mut flushes, backoff.failing()) {
+                            return;
+                        }
+                    }
+                    None => closed = true,
+                },
+                _ = tokio::time::sleep_until(wake), if retry_at.is_some() && in_flight.is_none() => {}
             }
         }
     }
@@ -149,8 +172,9 @@ impl Writer {
         false
     }
 
-    /// Sends the front of the queue as one pipeline; removes it only when Redis confirmed all.
-    async fn send_batch(&mut self) -> Result<(), String> {
+    /// Starts sending the front of the queue as one pipeline. The messages leave the queue
+    /// only when Redis has answered all of it.
+    fn start_batch(&mut self) -> Result<(usize, InFlight), String> {
         let mut pipe = redis::pipe();
         let mut count = 0;
         // Where each vehicle's numbering stands after this batch, recorded in the same pipeline
@@ -181,23 +205,15 @@ impl Writer {
             }
             pipe.add_command(hset).ignore();
         }
-        let sent = tokio::time::timeout(BATCH_TIMEOUT, pipe.query_async::<()>(&mut self.connection)).await;
-        match sent {
-            Ok(Ok(())) => {
-                self.queue.pop(count);
-                self.counters.acknowledged.fetch_add(count as u64, Ordering::Relaxed);
-                self.counters.backlog.store(self.queue.len(), Ordering::Relaxed);
-                Ok(())
+        let mut connection = self.connection.clone();
+        let send = async move {
+            match tokio::time::timeout(BATCH_TIMEOUT, pipe.query_async::<()>(&mut connection)).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(_) => Err(format!("no answer within {BATCH_TIMEOUT:?}")),
             }
-            Ok(Err(error)) => {
-                self.counters.retried.fetch_add(count as u64, Ordering::Relaxed);
-                Err(error.to_string())
-            }
-            Err(_) => {
-                self.counters.retried.fetch_add(count as u64, Ordering::Relaxed);
-                Err(format!("no answer within {BATCH_TIMEOUT:?}"))
-            }
-        }
+        };
+        Ok((count, Box::pin(send)))
     }
 
     fn persist(&mut self) {
