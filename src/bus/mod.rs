@@ -97,7 +97,8 @@ pub struct BusStats {
     pub delivered: u64,
     /// Message sends that failed and were tried again.
     pub retried: u64,
-    /// Messages that waited in memory because the transport was unreachable.
+    /// Messages that waited in memory because the transport was unreachable (held when a send
+    /// failed, or arriving while it was failing).
     pub buffered: u64,
     /// Messages written to the local spill file because the memory buffer was full.
     pub spilled: u64,

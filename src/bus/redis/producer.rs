@@ -118,6 +118,9 @@ impl Writer {
                             self.counters.retried.fetch_add(count as u64, Ordering::Relaxed);
                             if !backoff.failing() {
                                 tracing::warn!("redis unreachable ({error}); buffering messages and retrying");
+                                // What memory holds now waits out the outage; later arrivals
+                                // are counted as they come.
+                                self.counters.buffered.fetch_add(self.queue.memory_len(), Ordering::Relaxed);
                             }
                             retry_at = Some(tokio::time::Instant::now() + backoff.next_delay());
                         }

@@ -66,6 +66,11 @@ impl SendQueue {
         self.memory.len() as u64 + self.spill.as_ref().map_or(0, |s| s.lines)
     }
 
+    /// Messages held in memory.
+    pub fn memory_len(&self) -> u64 {
+        self.memory.len() as u64
+    }
+
     /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
