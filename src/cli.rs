@@ -46,17 +46,12 @@ enum Command {
     Metrics,
 }
 
+/// What every simulating command takes: the scenario and its overrides.
 #[derive(Args, Debug)]
-struct RunArgs {
+struct ScenarioArgs {
     /// Scenario file (TOML).
     #[arg(long)]
     scenario: PathBuf,
-    /// Run without a window.
-    #[arg(long)]
-    headless: bool,
-    /// Fleet size (overrides the scenario).
-    #[arg(long)]
-    vehicles: Option<u32>,
     /// Simulated seconds per wall second, or `max`.
     #[arg(long, default_value = "1")]
     speed: Speed,
@@ -66,12 +61,42 @@ struct RunArgs {
     /// Run seed (overrides the scenario).
     #[arg(long)]
     seed: Option<u64>,
-    /// Write every telemetry envelope to this file as JSON Lines.
-    #[arg(long)]
-    telemetry_out: Option<PathBuf>,
     /// Write a JSON summary to this file at exit.
     #[arg(long)]
     summary: Option<PathBuf>,
+}
+
+impl ScenarioArgs {
+    /// Run options from the scenario file with these overrides, and `vehicles` as the fleet
+    /// size when given.
+    fn options(self, vehicles: Option<u32>) -> anyhow::Result<RunOptions> {
+        let scenario = Scenario::load(&self.scenario)?;
+        let mut options = RunOptions::from_scenario(scenario);
+        options.vehicles = vehicles.unwrap_or(options.vehicles);
+        if options.vehicles == 0 {
+            anyhow::bail!("--vehicles: expected at least one vehicle");
+        }
+        options.seed = self.seed.unwrap_or(options.seed);
+        options.duration = self.duration.unwrap_or(options.duration);
+        options.speed = self.speed;
+        options.summary = self.summary;
+        Ok(options)
+    }
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+    /// Run without a window.
+    #[arg(long)]
+    headless: bool,
+    /// Fleet size (overrides the scenario).
+    #[arg(long)]
+    vehicles: Option<u32>,
+    /// Write every telemetry envelope to this file as JSON Lines.
+    #[arg(long)]
+    telemetry_out: Option<PathBuf>,
     /// Save one rendered frame to this PNG and exit (3D view only).
     #[arg(long)]
     screenshot: Option<PathBuf>,
@@ -115,22 +140,9 @@ impl RedisArgs {
 
 /// What `fleet` and `vehicle` share.
 #[derive(Args, Debug)]
-struct SimArgs {
-    /// Scenario file (TOML).
-    #[arg(long)]
-    scenario: PathBuf,
-    /// Simulated seconds per wall second, or `max`.
-    #[arg(long, default_value = "1")]
-    speed: Speed,
-    /// Simulated time to run, like 90s, 30m, 24h (overrides the scenario).
-    #[arg(long, value_parser = parse_duration)]
-    duration: Option<Duration>,
-    /// Run seed (overrides the scenario).
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Write a JSON summary to this file at exit.
-    #[arg(long)]
-    summary: Option<PathBuf>,
+struct RemoteArgs {
+    #[command(flatten)]
+    scenario: ScenarioArgs,
     /// Longest wait at exit for Redis to confirm what is still held.
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     flush_timeout: Duration,
@@ -141,7 +153,7 @@ struct SimArgs {
 #[derive(Args, Debug)]
 struct FleetArgs {
     #[command(flatten)]
-    sim: SimArgs,
+    remote: RemoteArgs,
     /// Whole fleet's size (overrides the scenario); each shard simulates its part.
     #[arg(long)]
     vehicles: Option<u32>,
@@ -153,7 +165,7 @@ struct FleetArgs {
 #[derive(Args, Debug)]
 struct VehicleArgs {
     #[command(flatten)]
-    sim: SimArgs,
+    remote: RemoteArgs,
     /// The vehicle, like V0007.
     #[arg(long)]
     id: VehicleId,
@@ -255,11 +267,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Members::Shard { index, count } => format!("fleet-{}of{count}", index + 1),
                 _ => "fleet".to_owned(),
             };
-            run_remote(args.sim, args.vehicles, members, identity)
+            run_remote(args.remote, args.vehicles, members, identity)
         }
         Command::Vehicle(args) => {
             let identity = format!("vehicle-{}", args.id);
-            run_remote(args.sim, None, Members::One(args.id), identity)
+            run_remote(args.remote, None, Members::One(args.id), identity)
         }
         Command::Orchestrator(args) => {
             let mut options = OrchestratorOptions::new(args.redis.config(args.consumer.clone()));
@@ -330,24 +342,23 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_env_filter(filter).try_init();
 }
 
-/// `aegis fleet` and `aegis vehicle`.
-fn run_remote(args: SimArgs, vehicles: Option<u32>, members: Members, identity: String) -> anyhow::Result<()> {
-    let scenario = Scenario::load(&args.scenario)?;
-    let mut options = RunOptions::from_scenario(scenario);
-    options.vehicles = vehicles.unwrap_or(options.vehicles);
-    if options.vehicles == 0 {
-        anyhow::bail!("--vehicles: expected at least one vehicle");
+/// How fast, for people.
+fn pace(speed: Speed) -> String {
+    match speed {
+        Speed::Max => "max speed".to_owned(),
+        Speed::Factor(f) => format!("{f}x real time"),
     }
+}
+
+/// `aegis fleet` and `aegis vehicle`.
+fn run_remote(args: RemoteArgs, vehicles: Option<u32>, members: Members, identity: String) -> anyhow::Result<()> {
+    let mut options = args.scenario.options(vehicles)?;
     if let Members::One(id) = members
         && (id.0 == 0 || id.0 > options.vehicles)
     {
         anyhow::bail!("--id {id}: the scenario's fleet has vehicles V0001 to {}", VehicleId(options.vehicles));
     }
     options.members = members;
-    options.seed = args.seed.unwrap_or(options.seed);
-    options.duration = args.duration.unwrap_or(options.duration);
-    options.speed = args.speed;
-    options.summary = args.summary;
     options.progress = true;
     let redis = args.redis.config(identity.clone());
     eprintln!(
@@ -356,10 +367,7 @@ fn run_remote(args: SimArgs, vehicles: Option<u32>, members: Members, identity: 
         options.vehicles,
         options.seed,
         humantime::format_duration(options.duration),
-        match options.speed {
-            Speed::Max => "max speed".to_owned(),
-            Speed::Factor(f) => format!("{f}x real time"),
-        },
+        pace(options.speed),
         redis.url,
         redis.prefix
     );
@@ -369,17 +377,8 @@ fn run_remote(args: SimArgs, vehicles: Option<u32>, members: Members, identity: 
 }
 
 fn run_scenario(args: RunArgs) -> anyhow::Result<()> {
-    let scenario = Scenario::load(&args.scenario)?;
-    let mut options = RunOptions::from_scenario(scenario);
-    options.vehicles = args.vehicles.unwrap_or(options.vehicles);
-    if options.vehicles == 0 {
-        anyhow::bail!("--vehicles: expected at least one vehicle");
-    }
-    options.seed = args.seed.unwrap_or(options.seed);
-    options.duration = args.duration.unwrap_or(options.duration);
-    options.speed = args.speed;
+    let mut options = args.scenario.options(args.vehicles)?;
     options.telemetry_out = args.telemetry_out;
-    options.summary = args.summary;
     if !args.headless {
         #[cfg(feature = "gui")]
         return crate::gui::run(options, args.screenshot, args.exit_after);
@@ -393,10 +392,7 @@ fn run_scenario(args: RunArgs) -> anyhow::Result<()> {
         options.vehicles,
         options.seed,
         humantime::format_duration(options.duration),
-        match options.speed {
-            Speed::Max => "max speed".to_owned(),
-            Speed::Factor(f) => format!("{f}x real time"),
-        }
+        pace(options.speed)
     );
     let summary = run_headless(&options)?;
     eprintln!("{}", summary.human());

@@ -87,4 +87,16 @@ fn bad_arguments_are_named() {
     let missing = aegis().args(["run", "--headless", "--scenario", "scenarios/nope.toml"]).output().unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.toml"));
+    let remote_errors = [
+        (&["fleet", "--scenario", "scenarios/demo.toml", "--redis", "redis://127.0.0.1:1", "--shard", "3/2"][..], "numbered 1 to N"),
+        (&["fleet", "--scenario", "scenarios/demo.toml", "--redis", "redis://127.0.0.1:1", "--shard", "two"][..], "expected I/N"),
+        (&["vehicle", "--scenario", "scenarios/demo.toml", "--redis", "redis://127.0.0.1:1", "--id", "V0099"][..], "V0001 to V0024"),
+        (&["orchestrator", "--redis", "not a url"][..], "--redis `not a url`"),
+    ];
+    for (args, expected) in remote_errors {
+        let result = aegis().args(args).env_remove("AEGIS_REDIS_URL").output().unwrap();
+        assert!(!result.status.success());
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
 }
