@@ -410,17 +410,17 @@ mod wire {
     impl<'de> Deserialize<'de> for Envelope {
         fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
             let wire = Incoming::deserialize(deserializer)?;
-            fn parse<T: serde::de::DeserializeOwned, E: serde::de::Error>(payload: Box<serde_json::value::RawValue>, kind: MessageKind) -> Result<T, E> {
+            fn parse<T: serde::de::DeserializeOwned, E: serde::de::Error>(payload: &serde_json::value::RawValue, kind: MessageKind) -> Result<T, E> {
                 serde_json::from_str(payload.get()).map_err(|e| E::custom(format!("payload of {}: {e}", kind.as_str())))
             }
             let body = match wire.kind {
-                MessageKind::Telemetry => Body::Telemetry(Box::new(parse(wire.payload, wire.kind)?)),
-                MessageKind::Heartbeat => Body::Heartbeat(parse(wire.payload, wire.kind)?),
-                MessageKind::Event => Body::Event(parse(wire.payload, wire.kind)?),
-                MessageKind::Alert => Body::Alert(Box::new(parse(wire.payload, wire.kind)?)),
-                MessageKind::Command => Body::Command(parse(wire.payload, wire.kind)?),
-                MessageKind::CommandAck => Body::CommandAck(parse(wire.payload, wire.kind)?),
-                MessageKind::Presence => Body::Presence(parse(wire.payload, wire.kind)?),
+                MessageKind::Telemetry => Body::Telemetry(Box::new(parse(&wire.payload, wire.kind)?)),
+                MessageKind::Heartbeat => Body::Heartbeat(parse(&wire.payload, wire.kind)?),
+                MessageKind::Event => Body::Event(parse(&wire.payload, wire.kind)?),
+                MessageKind::Alert => Body::Alert(Box::new(parse(&wire.payload, wire.kind)?)),
+                MessageKind::Command => Body::Command(parse(&wire.payload, wire.kind)?),
+                MessageKind::CommandAck => Body::CommandAck(parse(&wire.payload, wire.kind)?),
+                MessageKind::Presence => Body::Presence(parse(&wire.payload, wire.kind)?),
             };
             if wire.protocol == 0 {
                 return Err(D::Error::custom("field `protocol`: 0 is not a protocol version"));

@@ -59,11 +59,13 @@ pub enum Component {
     WheelBearings,
     /// Sensors and their wiring.
     Sensors,
+    /// The telematics unit and its link to the centre.
+    Telematics,
 }
 
 impl Component {
     /// Every component, in discriminant order.
-    pub const ALL: [Component; 8] = [
+    pub const ALL: [Component; 9] = [
         Component::Engine,
         Component::CoolingSystem,
         Component::Lubrication,
@@ -72,7 +74,13 @@ impl Component {
         Component::Tyres,
         Component::WheelBearings,
         Component::Sensors,
+        Component::Telematics,
     ];
+
+    /// Whether a failure of it endangers people, not only the vehicle's availability.
+    pub fn safety_critical(self) -> bool {
+        matches!(self, Component::Brakes | Component::Tyres | Component::WheelBearings)
+    }
 }
 
 /// The failure modes the simulator can inject.

@@ -72,16 +72,18 @@ impl<'de> Deserialize<'de> for TelemetryFrame {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut frame = TelemetryFrame::default();
                 let mut seen = [false; METRIC_COUNT];
-                while let Some(key) = map.next_key::<String>()? {
-                    let metric = Metric::from_name(&key)
-                        .ok_or_else(|| de::Error::custom(format!("unknown metric `{key}`")))?;
+                // Frames are written in table order, so the next metric is usually the one
+                // after the last.
+                let mut expected = 0;
+                while let Some(MetricKey(metric)) = map.next_key_seed(MetricKeySeed { expected })? {
                     if std::mem::replace(&mut seen[metric as usize], true) {
-                        return Err(de::Error::custom(format!("duplicate metric `{key}`")));
+                        return Err(de::Error::custom(format!("duplicate metric `{}`", metric.name())));
                     }
                     let value: f32 = map
                         .next_value()
-                        .map_err(|e| de::Error::custom(format!("metric `{key}`: {e}")))?;
+                        .map_err(|e| de::Error::custom(format!("metric `{}`: {e}", metric.name())))?;
                     frame.set(metric, value);
+                    expected = metric as usize + 1;
                 }
                 if let Some(missing) = seen.iter().position(|s| !s) {
                     return Err(de::Error::custom(format!("missing metric `{}`", METRICS[missing].name)));
@@ -90,6 +92,37 @@ impl<'de> Deserialize<'de> for TelemetryFrame {
             }
         }
         deserializer.deserialize_map(FrameVisitor)
+    }
+}
+
+/// A metric name read as a key, without allocating.
+struct MetricKey(Metric);
+
+/// Reads a [`MetricKey`], trying the metric at `expected` in the table first.
+struct MetricKeySeed {
+    expected: usize,
+}
+
+impl<'de> de::DeserializeSeed<'de> for MetricKeySeed {
+    type Value = MetricKey;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<MetricKey, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MetricKeySeed {
+    type Value = MetricKey;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a metric name")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<MetricKey, E> {
+        match METRICS.get(self.expected) {
+            Some(spec) if spec.name == name => Ok(MetricKey(Metric::ALL[self.expected])),
+            _ => Metric::from_name(name).map(MetricKey).ok_or_else(|| E::custom(format!("unknown metric `{name}`"))),
+        }
     }
 }
 
