@@ -15,13 +15,16 @@ use crate::schedule::SimSystems;
 #[derive(Resource)]
 pub struct CommandInbox(Subscription);
 
-pub(super) fn plugin(app: &mut App) {
-    app.add_systems(Startup, subscribe);
-    app.add_systems(FixedUpdate, apply_commands.in_set(SimSystems::Receive));
+impl CommandInbox {
+    /// Subscribes to commands. Done while the app is built, not in a system: a transport may
+    /// take a moment to set the subscription up, and systems must never wait.
+    pub fn subscribe(bus: &BusHandle) -> Self {
+        Self(bus.0.subscribe(Filter::kinds(&[MessageKind::Command]), Backlog::Bounded(4096)))
+    }
 }
 
-fn subscribe(mut commands: Commands, bus: Res<BusHandle>) {
-    commands.insert_resource(CommandInbox(bus.0.subscribe(Filter::kinds(&[MessageKind::Command]), Backlog::Bounded(4096))));
+pub(super) fn plugin(app: &mut App) {
+    app.add_systems(FixedUpdate, apply_commands.in_set(SimSystems::Receive));
 }
 
 #[allow(clippy::too_many_arguments)]

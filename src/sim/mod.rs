@@ -68,6 +68,7 @@ impl Plugin for SimPlugin {
         app.insert_resource(failures::InjectionSchedule::from_scenario(&self.scenario, self.vehicles, self.members))
             .insert_resource(FleetConfig { count: self.vehicles, members: self.members, seed: self.seed, dwell_s: self.scenario.fleet.dwell_s })
             .insert_resource(ScenarioResource(self.scenario.clone()))
+            .insert_resource(commands::CommandInbox::subscribe(&BusHandle(self.bus.clone())))
             .insert_resource(BusHandle(self.bus.clone()))
             .insert_resource(outbox::Outbox::starting_at(&self.first_seq))
             .insert_resource(network)

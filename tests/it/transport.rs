@@ -315,3 +315,33 @@ fn the_bus_keeps_publishing_while_redis_is_away() {
     assert!(stats.spilled > 0);
     assert_eq!(server.entries("uplink"), 50);
 }
+
+#[test]
+fn a_command_over_redis_reaches_the_vehicle_and_is_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start();
+    let url = server.url();
+    let agent = Aegis::start(dir.path(), "vehicle", &["vehicle", "--scenario", "scenarios/demo.toml", "--id", "V0003", "--redis", &url, "--speed", "20", "--duration", "1h"]);
+    // Once it publishes, its command subscription exists (it is made before the first step).
+    wait_until(LIMIT, "the vehicle publishes", || server.entries("uplink") > 0);
+    let command = Envelope::new(
+        VehicleId(3),
+        0,
+        0.0,
+        Body::Command(aegis::model::Command { command_id: "c-42".into(), action: aegis::model::CommandAction::ReduceSpeed { max_kph: 30.0 }, ttl_s: 1e9 }),
+    );
+    let mut connection = server.connection();
+    let _: String = redis::cmd("XADD").arg("aegis:{p02}:downlink").arg("*").arg("kind").arg("command").arg("data").arg(command.to_json()).query(&mut connection).unwrap();
+    let acknowledged = |connection: &mut redis::Connection| -> Option<aegis::model::CommandAck> {
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE").arg("aegis:{p02}:uplink").arg("-").arg("+").query(connection).unwrap();
+        reply.ids.iter().find_map(|entry| match Envelope::from_json(&entry.get::<String>("data")?).ok()?.body {
+            Body::CommandAck(ack) if ack.command_id == "c-42" => Some(ack),
+            _ => None,
+        })
+    };
+    wait_until(LIMIT, "the vehicle acknowledges the command", || acknowledged(&mut connection).is_some());
+    assert_eq!(acknowledged(&mut connection).unwrap().outcome, aegis::model::CommandOutcome::Accepted);
+    agent.signal("TERM");
+    let summary = agent.finish();
+    assert_eq!(n(&summary, "/commands_handled"), 1);
+}
