@@ -1,8 +1,9 @@
 //! The orchestrator: the centre that consumes the whole fleet. It tracks every vehicle's
 //! latest state, sequence numbers and presence; [`service`] runs it over Redis; [`alerts`]
-//! is the alert lifecycle it will raise alerts into.
+//! and [`commands`] are the alert and command lifecycles it will drive.
 
 pub mod alerts;
+pub mod commands;
 pub mod sequence;
 pub mod service;
 pub mod tracker;
