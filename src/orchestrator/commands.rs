@@ -284,7 +284,7 @@ mod tests {
         commands.acknowledged(&ack(&id, CommandOutcome::Accepted), 1.0);
         commands.observe(VehicleId(1), &DRIVING, 30.0);
         assert!(commands.tick(30.0).is_empty());
-        assert_eq!(commands.tick(61.0), [id.clone()]);
+        assert_eq!(commands.tick(61.0), std::slice::from_ref(&id));
         let command = commands.get(&id).unwrap();
         assert_eq!(command.state, CommandState::Failed);
         assert!(command.detail.as_deref().unwrap().contains("no effect"));
