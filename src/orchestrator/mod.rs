@@ -1,9 +1,11 @@
 //! The orchestrator: the centre that consumes the whole fleet. It tracks every vehicle's
 //! latest state, sequence numbers and presence; [`service`] runs it over Redis; [`alerts`]
-//! and [`commands`] are the alert and command lifecycles it will drive.
+//! and [`commands`] are the alert and command lifecycles it will drive, [`policy`] the rules
+//! that map alerts to commands.
 
 pub mod alerts;
 pub mod commands;
+pub mod policy;
 pub mod sequence;
 pub mod service;
 pub mod tracker;

@@ -1,0 +1,197 @@
+//! The decision policy: which command an alert or a prediction calls for, configured in a TOML
+//! file (assets/policies/default.toml). Rules are tried in order; the first that matches
+//! decides.
+//!
+//! ```toml
+//! [[rule]]
+//! name = "brake failure stops the vehicle"
+//! when = { component = "brakes", severity = "critical" }
+//! action = "stop"
+//!
+//! [[rule]]
+//! name = "predicted failure: maintenance, no new missions"
+//! when = { failure_within_h = 8 }
+//! action = "schedule_maintenance"
+//! hold_missions = true
+//! ```
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::alerts::AlertRecord;
+use crate::model::{CommandAction, Component, Severity};
+use crate::scenario::ScenarioError;
+
+/// What a rule matches; every field given must match.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct When {
+    /// The alert's component.
+    pub component: Option<Component>,
+    /// The alert's type, e.g. `overheating`.
+    pub alert_type: Option<String>,
+    /// The alert is at least this severe.
+    pub severity: Option<Severity>,
+    /// Failure is predicted within this many hours.
+    pub failure_within_h: Option<f32>,
+}
+
+/// The command a rule calls for, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyAction {
+    /// Cap the speed (at `max_kph`).
+    ReduceSpeed,
+    /// Drive to the home depot.
+    ReturnToDepot,
+    /// Stop as soon as safe.
+    Stop,
+    /// Drive to a depot and be repaired.
+    ScheduleMaintenance,
+    /// Only raise the alert.
+    None,
+}
+
+/// One rule.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRule {
+    /// For logs and audit.
+    pub name: String,
+    /// What it matches.
+    pub when: When,
+    /// What it calls for.
+    pub action: PolicyAction,
+    /// Speed cap for `reduce_speed`.
+    pub max_kph: Option<f32>,
+    /// Assign the vehicle no new missions while the alert is active.
+    #[serde(default)]
+    pub hold_missions: bool,
+}
+
+/// What the policy decided for an alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The rule that matched.
+    pub rule: String,
+    /// The command to send, if any.
+    pub command: Option<CommandAction>,
+    /// Assign no new missions.
+    pub hold_missions: bool,
+}
+
+/// The ordered rules.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Tried in order.
+    #[serde(rename = "rule")]
+    pub rules: Vec<PolicyRule>,
+}
+
+/// The policy shipped with AEGIS.
+pub const DEFAULT_POLICY: &str = include_str!("../../assets/policies/default.toml");
+
+impl Policy {
+    /// Reads a policy file; errors name the file, line and column.
+    pub fn load(path: &Path) -> Result<Policy, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_owned(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses policy text.
+    pub fn parse(text: &str, path: &Path) -> Result<Policy, ScenarioError> {
+        let invalid = |offset: usize, message: String| {
+            let (line, column) = crate::scenario::line_column(text, offset);
+            ScenarioError::Invalid { path: path.to_owned(), line, column, message }
+        };
+        let policy: Policy = toml::from_str(text).map_err(|e| invalid(e.span().map_or(0, |s| s.start), e.message().trim().to_owned()))?;
+        for rule in &policy.rules {
+            let at = text.find(&format!("\"{}\"", rule.name)).unwrap_or(0);
+            if rule.action == PolicyAction::ReduceSpeed && !rule.max_kph.is_some_and(|v| v.is_finite() && (0.0..=250.0).contains(&v)) {
+                return Err(invalid(at, format!("rule `{}`: reduce_speed needs max_kph between 0 and 250", rule.name)));
+            }
+            if rule.when == When::default() {
+                return Err(invalid(at, format!("rule `{}`: `when` matches nothing in particular; give at least one condition", rule.name)));
+            }
+        }
+        Ok(policy)
+    }
+
+    /// The decision for `alert`, from the first rule that matches; `None` when none does.
+    pub fn decide(&self, alert: &AlertRecord) -> Option<Decision> {
+        let rule = self.rules.iter().find(|rule| {
+            let w = &rule.when;
+            w.component.is_none_or(|c| c == alert.key.component)
+                && w.alert_type.as_deref().is_none_or(|t| t == alert.key.alert_type)
+                // `Severity` orders most severe first.
+                && w.severity.is_none_or(|s| alert.severity <= s)
+                && w.failure_within_h.is_none_or(|h| alert.time_to_failure_h.is_some_and(|t| t <= h))
+        })?;
+        let command = match rule.action {
+            PolicyAction::ReduceSpeed => Some(CommandAction::ReduceSpeed { max_kph: rule.max_kph.unwrap_or(40.0) }),
+            PolicyAction::ReturnToDepot => Some(CommandAction::ReturnToDepot),
+            PolicyAction::Stop => Some(CommandAction::Stop),
+            PolicyAction::ScheduleMaintenance => Some(CommandAction::ScheduleMaintenance),
+            PolicyAction::None => None,
+        };
+        Some(Decision { rule: rule.name.clone(), command, hold_missions: rule.hold_missions })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Recommendation, RecommendedAction, VehicleId};
+    use crate::orchestrator::alerts::{AlertKey, Origin};
+
+    fn alert(component: Component, alert_type: &str, severity: Severity, time_to_failure_h: Option<f32>) -> AlertRecord {
+        AlertRecord {
+            id: "A000001".into(),
+            key: AlertKey { vehicle: VehicleId(1), component, alert_type: alert_type.into() },
+            severity,
+            highest_severity: severity,
+            origin: Origin::CentralRule,
+            evidence: Vec::new(),
+            recommendation: Recommendation { action: RecommendedAction::Monitor, reason: String::new(), within_hours: None },
+            confidence: 1.0,
+            time_to_failure_h,
+            event_at: 0.0,
+            created_at: 0.0,
+            last_seen_at: 0.0,
+            acknowledged_at: None,
+            cleared_at: None,
+            occurrences: 1,
+            assignee: None,
+            notes: Vec::new(),
+            active: true,
+            acknowledged: false,
+            shelved_until: None,
+            escalated: false,
+            suppressed_by: None,
+        }
+    }
+
+    #[test]
+    fn the_shipped_policy_maps_alerts_to_commands() {
+        let policy = Policy::parse(DEFAULT_POLICY, Path::new("default.toml")).unwrap();
+        let decide = |a: AlertRecord| policy.decide(&a).map(|d| (d.command, d.hold_missions));
+        assert_eq!(decide(alert(Component::Brakes, "brake_failure", Severity::Critical, None)), Some((Some(CommandAction::Stop), true)));
+        assert_eq!(decide(alert(Component::CoolingSystem, "overheating", Severity::Major, None)), Some((Some(CommandAction::ReturnToDepot), true)));
+        assert_eq!(decide(alert(Component::Battery, "battery_weak", Severity::Minor, Some(5.0))), Some((Some(CommandAction::ScheduleMaintenance), true)));
+        assert_eq!(decide(alert(Component::Battery, "battery_weak", Severity::Minor, Some(50.0))), None, "minor and far off: no rule");
+        assert_eq!(decide(alert(Component::Sensors, "sensor_stuck", Severity::Major, None)), Some((None, false)), "inspect, keep driving");
+        assert_eq!(decide(alert(Component::Engine, "misfire", Severity::Major, None)), Some((Some(CommandAction::ReduceSpeed { max_kph: 60.0 }), false)));
+    }
+
+    #[test]
+    fn a_bad_policy_is_named_with_its_place() {
+        let error = Policy::parse("[[rule]]\nname = \"x\"\nwhen = { component = \"wings\" }\naction = \"stop\"\n", Path::new("p.toml")).unwrap_err().to_string();
+        assert!(error.starts_with("p.toml:3:") && error.contains("wings"), "{error}");
+        let error = Policy::parse("[[rule]]\nname = \"slow\"\nwhen = { alert_type = \"x\" }\naction = \"reduce_speed\"\n", Path::new("p.toml")).unwrap_err().to_string();
+        assert!(error.contains("max_kph") && error.starts_with("p.toml:2:"), "{error}");
+        let error = Policy::parse("[[rule]]\nname = \"all\"\nwhen = {}\naction = \"stop\"\n", Path::new("p.toml")).unwrap_err().to_string();
+        assert!(error.contains("at least one condition"), "{error}");
+    }
+}
