@@ -89,8 +89,10 @@ pub struct RunSummary {
     pub scenario: String,
     /// Run seed.
     pub seed: u64,
-    /// Vehicles simulated.
+    /// Vehicles in the fleet.
     pub vehicles: u32,
+    /// Of them, simulated by this process (fewer for a shard).
+    pub vehicles_simulated: u32,
     /// Simulated seconds.
     pub sim_seconds: f64,
     /// Wall-clock seconds.
@@ -125,6 +127,7 @@ impl RunSummary {
             scenario: options.scenario.name.clone(),
             seed: options.seed,
             vehicles: options.vehicles,
+            vehicles_simulated: (1..=options.vehicles).filter(|&n| options.members.contains(VehicleId(n))).count() as u32,
             sim_seconds,
             wall_seconds,
             speedup: sim_seconds / wall_seconds.max(1e-9),
@@ -148,8 +151,9 @@ impl RunSummary {
     /// The summary for people.
     pub fn human(&self) -> String {
         format!(
-            "{}: {} vehicles, {} simulated in {:.1} s ({:.0}x real time)\n  telemetry {}  events {}  heartbeats {}\n  failures injected {}  functional failures {}  local-rule actions {}  repairs {}\n  bus: {}",
+            "{}: {} of {} vehicles, {} simulated in {:.1} s ({:.0}x real time)\n  telemetry {}  events {}  heartbeats {}\n  failures injected {}  functional failures {}  local-rule actions {}  repairs {}\n  bus: {}",
             self.scenario,
+            self.vehicles_simulated,
             self.vehicles,
             clock_text(self.sim_seconds),
             self.wall_seconds,
