@@ -26,7 +26,7 @@ pub use consumer::{Batch, ConsumerOptions, ConsumerStats, Delivery, Rejected, St
 use self::producer::{ToWriter, Writer};
 use self::send_queue::SendQueue;
 use super::keys::{Family, Keys, partition_of};
-use super::{Backlog, Bus, BusStats, Filter, Subscription, Channel};
+use super::{Backlog, Bus, BusStats, Channel, Filter, Subscription};
 use crate::model::{Envelope, VehicleId};
 
 /// Environment variable that names the Redis server when `--redis` is not given.
@@ -207,7 +207,6 @@ impl Bus for RedisBus {
         } else {
             filter.kinds.iter().map(|k| Family::of(*k)).collect()
         };
-        families.dedup();
         families.sort_by_key(|f| f.as_str());
         families.dedup();
         let _context = self.runtime.enter();
