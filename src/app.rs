@@ -18,6 +18,8 @@ use serde::Serialize;
 
 use crate::bus::{Backlog, BusStats, Filter, MemoryBus, SharedBus, Subscription};
 use crate::model::{MessageKind, VehicleId};
+use crate::orchestrator::brain::{Brain, BrainFigures};
+use crate::orchestrator::policy::Policy;
 use crate::scenario::Scenario;
 use crate::sim::clock::{PHYSICS_HZ, SimClock, Speed};
 use crate::sim::{Members, SimCounters, SimPlugin};
@@ -43,6 +45,8 @@ pub struct RunOptions {
     pub telemetry_out: Option<PathBuf>,
     /// Write the summary JSON here at exit.
     pub summary: Option<PathBuf>,
+    /// Run the orchestrator's decision loop in this process with this policy.
+    pub policy: Option<Policy>,
     /// Print progress lines to stderr.
     pub progress: bool,
 }
@@ -59,6 +63,7 @@ impl RunOptions {
             speed: Speed::Max,
             telemetry_out: None,
             summary: None,
+            policy: None,
             progress: false,
             scenario,
         }
@@ -117,6 +122,9 @@ pub struct RunSummary {
     pub commands_handled: u64,
     /// The bus's counters: published, acknowledged, retried, buffered, spilled, dropped.
     pub bus: BusStats,
+    /// What the in-process orchestrator did, when it ran.
+    #[serde(flatten)]
+    pub orchestrator: Option<BrainFigures>,
 }
 
 impl RunSummary {
@@ -140,6 +148,7 @@ impl RunSummary {
             repairs: counters.repairs,
             commands_handled: counters.commands_handled,
             bus: bus.stats(),
+            orchestrator: None,
         }
     }
 
@@ -166,7 +175,12 @@ impl RunSummary {
             self.local_rule_actions,
             self.repairs,
             self.bus.line(),
-        )
+        ) + &self.orchestrator.map_or(String::new(), |o| {
+            format!(
+                "\n  orchestrator: alerts raised {} cleared {}  commands issued {} succeeded {} failed {} timed out {}",
+                o.alerts_raised, o.alerts_cleared, o.commands_issued, o.commands_succeeded, o.commands_failed, o.commands_timed_out
+            )
+        })
     }
 }
 
@@ -215,6 +229,12 @@ pub fn run_headless(options: &RunOptions) -> anyhow::Result<RunSummary> {
 /// the summary. Publishing never waits on the bus; flushing it is the caller's business.
 pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> anyhow::Result<RunSummary> {
     let mut recorder = options.telemetry_out.as_deref().map(|p| Recorder::open(p, &bus)).transpose()?;
+    // The centre hears every vehicle message and answers on the same bus; what it sends in
+    // one update the vehicles receive at the next step, so runs stay deterministic.
+    let mut centre = options.policy.clone().map(|policy| {
+        let inbox = bus.subscribe(Filter::kinds(&[MessageKind::Telemetry, MessageKind::Heartbeat, MessageKind::Event, MessageKind::CommandAck]), Backlog::Lossless);
+        (Brain::new(policy), inbox)
+    });
     let mut app = headless_app(options, bus.clone());
     // One simulated second per update amortises the schedule's overhead; pacing at real time
     // still needs whole seconds only.
@@ -238,6 +258,14 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
             recorder.drain()?;
         }
         let clock = *app.world().resource::<SimClock>();
+        if let Some((brain, inbox)) = &mut centre {
+            for envelope in inbox.try_iter() {
+                brain.ingest(&envelope);
+            }
+            for command in brain.tick(clock.seconds()) {
+                bus.publish(command);
+            }
+        }
         if let Speed::Factor(factor) = options.speed {
             let due = Duration::from_secs_f64(clock.seconds() / factor);
             if let Some(ahead) = due.checked_sub(started.elapsed()) {
@@ -265,5 +293,7 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
     }
     let clock = *app.world().resource::<SimClock>();
     let counters = *app.world().resource::<SimCounters>();
-    Ok(RunSummary::new(options, clock, counters, &bus, started.elapsed()))
+    let mut summary = RunSummary::new(options, clock, counters, &bus, started.elapsed());
+    summary.orchestrator = centre.map(|(brain, _)| brain.figures());
+    Ok(summary)
 }

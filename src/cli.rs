@@ -11,6 +11,7 @@ use crate::app::{RunOptions, run_headless};
 use crate::bus::RedisConfig;
 use crate::model::VehicleId;
 use crate::orchestrator::OrchestratorOptions;
+use crate::orchestrator::policy::{DEFAULT_POLICY, Policy};
 use crate::scenario::{Scenario, parse_duration};
 use crate::sim::{Members, Speed};
 
@@ -97,6 +98,9 @@ struct RunArgs {
     /// Write every telemetry envelope to this file as JSON Lines.
     #[arg(long)]
     telemetry_out: Option<PathBuf>,
+    /// Decision policy for the in-process orchestrator (default: assets/policies/default.toml).
+    #[arg(long)]
+    policy: Option<PathBuf>,
     /// Save one rendered frame to this PNG and exit (3D view only).
     #[arg(long)]
     screenshot: Option<PathBuf>,
@@ -379,6 +383,10 @@ fn run_remote(args: RemoteArgs, vehicles: Option<u32>, members: Members, identit
 fn run_scenario(args: RunArgs) -> anyhow::Result<()> {
     let mut options = args.scenario.options(args.vehicles)?;
     options.telemetry_out = args.telemetry_out;
+    options.policy = Some(match &args.policy {
+        Some(path) => Policy::load(path)?,
+        None => Policy::parse(DEFAULT_POLICY, "assets/policies/default.toml".as_ref())?,
+    });
     if !args.headless {
         #[cfg(feature = "gui")]
         return crate::gui::run(options, args.screenshot, args.exit_after);

@@ -4,6 +4,7 @@
 //! that map alerts to commands.
 
 pub mod alerts;
+pub mod brain;
 pub mod commands;
 pub mod policy;
 pub mod sequence;

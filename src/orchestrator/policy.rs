@@ -178,7 +178,7 @@ mod tests {
         let policy = Policy::parse(DEFAULT_POLICY, Path::new("default.toml")).unwrap();
         let decide = |a: AlertRecord| policy.decide(&a).map(|d| (d.command, d.hold_missions));
         assert_eq!(decide(alert(Component::Brakes, "brake_failure", Severity::Critical, None)), Some((Some(CommandAction::Stop), true)));
-        assert_eq!(decide(alert(Component::CoolingSystem, "overheating", Severity::Major, None)), Some((Some(CommandAction::ReturnToDepot), true)));
+        assert_eq!(decide(alert(Component::CoolingSystem, "overheating", Severity::Major, None)), Some((Some(CommandAction::ScheduleMaintenance), true)));
         assert_eq!(decide(alert(Component::Battery, "battery_weak", Severity::Minor, Some(5.0))), Some((Some(CommandAction::ScheduleMaintenance), true)));
         assert_eq!(decide(alert(Component::Battery, "battery_weak", Severity::Minor, Some(50.0))), None, "minor and far off: no rule");
         assert_eq!(decide(alert(Component::Sensors, "sensor_stuck", Severity::Major, None)), Some((None, false)), "inspect, keep driving");

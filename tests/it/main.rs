@@ -5,6 +5,7 @@ mod common;
 mod determinism;
 mod failures;
 mod messages;
+mod orchestration;
 mod redis_server;
 mod rules;
 mod scenarios;

@@ -1,0 +1,177 @@
+//! The orchestrator's decision loop, independent of the transport: vehicle messages in,
+//! alerts raised and cleared, commands out and followed to their verified effect.
+//!
+//! This first slice turns the vehicles' own rule decisions into alerts, asks the policy what
+//! each calls for, sends and tracks that command, and clears an alert when its component is
+//! repaired. Central rules, predictions and missions come next (issue 4).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::alerts::{AlertKey, AlertPolicy, AlertStore, AuditAction, Condition, Observation, Origin};
+use super::commands::{CommandPolicy, CommandTracker, CommandState, Effect};
+use super::policy::Policy;
+use super::tracker::FleetTracker;
+use crate::model::{Body, Component, Envelope, EventKind, Metric, Recommendation, RecommendedAction, RuleDecision, Severity, VehicleId};
+
+/// Seconds a command stays valid.
+const COMMAND_TTL_S: f64 = 900.0;
+
+/// The alert a vehicle rule's decision raises: component, alert type.
+pub fn alert_of_rule(rule: &str) -> Option<(Component, &'static str)> {
+    Some(match rule {
+        "coolant_temp_high" | "coolant_temp_very_high" | "coolant_temp_critical" | "coolant_temp_rising_fast" => (Component::CoolingSystem, "overheating"),
+        "coolant_level_low" => (Component::CoolingSystem, "coolant_low"),
+        "oil_pressure_low" | "oil_pressure_lost" => (Component::Lubrication, "oil_pressure_low"),
+        "oil_temp_high" => (Component::Lubrication, "oil_overheating"),
+        "brake_temp_high" => (Component::Brakes, "brake_overheating"),
+        "brake_pad_low" | "brake_pad_worn_out" => (Component::Brakes, "brake_pads_worn"),
+        "tyre_pressure_low" | "tyre_pressure_very_low" | "tyre_deflation" => (Component::Tyres, "tyre_pressure_low"),
+        "battery_voltage_low" => (Component::Battery, "battery_weak"),
+        "wheel_vibration_high" | "wheel_vibration_severe" => (Component::WheelBearings, "wheel_bearing_wear"),
+        _ => return None,
+    })
+}
+
+/// How severe a vehicle's own decision makes its alert.
+pub fn severity_of_decision(decision: RuleDecision) -> Severity {
+    match decision {
+        RuleDecision::Warn => Severity::Minor,
+        RuleDecision::DeratePower | RuleDecision::LimpMode => Severity::Major,
+        RuleDecision::ControlledStop => Severity::Critical,
+    }
+}
+
+/// What the loop has done, for summaries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BrainFigures {
+    /// Alerts raised (first time or reopened).
+    pub alerts_raised: u64,
+    /// Alerts cleared.
+    pub alerts_cleared: u64,
+    /// Commands issued.
+    pub commands_issued: u64,
+    /// Commands whose effect was seen.
+    pub commands_succeeded: u64,
+    /// Commands rejected, or whose effect never showed.
+    pub commands_failed: u64,
+    /// Commands never acknowledged, or never sent, within their time to live.
+    pub commands_timed_out: u64,
+}
+
+/// The decision loop.
+pub struct Brain {
+    /// Fleet state.
+    pub fleet: FleetTracker,
+    /// Alerts.
+    pub alerts: AlertStore,
+    /// Commands.
+    pub commands: CommandTracker,
+    policy: Policy,
+    /// (alert, command) pairs already issued, so a repeat does not command twice.
+    commanded: BTreeSet<(String, String)>,
+    /// Sequence numbers of what the centre sends each vehicle.
+    seq: BTreeMap<VehicleId, u64>,
+}
+
+impl Brain {
+    /// A loop with `policy`. Vehicle rules have their own persistence, so their alerts raise
+    /// and clear without further delay.
+    pub fn new(policy: Policy) -> Self {
+        Self {
+            fleet: FleetTracker::new(std::time::Duration::from_secs(15)),
+            alerts: AlertStore::new(AlertPolicy { raise_after_s: 0.0, clear_after_s: 0.0, ..AlertPolicy::default() }),
+            commands: CommandTracker::new(CommandPolicy::default()),
+            policy,
+            commanded: BTreeSet::new(),
+            seq: BTreeMap::new(),
+        }
+    }
+
+    /// Applies one message from a vehicle.
+    pub fn ingest(&mut self, envelope: &Envelope) {
+        let (fresh, _) = self.fleet.ingest(envelope, Instant::now());
+        if fresh == super::Ingested::Duplicate {
+            return;
+        }
+        let (vehicle, at) = (envelope.vehicle_id, envelope.sim_time);
+        match &envelope.body {
+            Body::Event(event) => match &event.event {
+                EventKind::RuleTriggered { rule, metric, value, decision } => self.rule_fired(vehicle, at, rule, metric, *value, *decision),
+                EventKind::Repaired { component } => self.repaired(vehicle, *component, at),
+                _ => {}
+            },
+            Body::CommandAck(ack) => self.commands.acknowledged(ack, at),
+            Body::Telemetry(telemetry) => {
+                if let Some(status) = self.fleet.vehicle(vehicle).and_then(|v| v.status) {
+                    let effect = Effect { speed_kph: telemetry.metrics.get(Metric::SpeedKph), status };
+                    self.commands.observe(vehicle, &effect, at);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn rule_fired(&mut self, vehicle: VehicleId, at: f64, rule: &str, metric: &str, value: f32, decision: RuleDecision) {
+        let Some((component, alert_type)) = alert_of_rule(rule) else { return };
+        let severity = severity_of_decision(decision);
+        let key = AlertKey { vehicle, component, alert_type: alert_type.to_owned() };
+        let observation = Observation {
+            key,
+            at,
+            condition: Condition::Raise,
+            severity,
+            origin: Origin::VehicleRule,
+            evidence: vec![(metric.to_owned(), value)],
+            recommendation: Recommendation { action: RecommendedAction::Monitor, reason: format!("vehicle rule `{rule}`"), within_hours: None },
+            confidence: 1.0,
+            time_to_failure_h: None,
+        };
+        let Some(id) = self.alerts.observe(observation) else { return };
+        let alert = self.alerts.get(&id).expect("just observed").clone();
+        let Some(decision) = self.policy.decide(&alert) else { return };
+        let Some(command) = decision.command else { return };
+        let name = format!("{command:?}");
+        if self.commanded.insert((id, name)) {
+            self.commands.issue(vehicle, command, at, COMMAND_TTL_S);
+        }
+    }
+
+    fn repaired(&mut self, vehicle: VehicleId, component: Component, at: f64) {
+        let ids: Vec<String> = self.alerts.all().filter(|a| a.active && a.key.vehicle == vehicle && a.key.component == component).map(|a| a.id.clone()).collect();
+        for id in ids {
+            let _ = self.alerts.clear(&id, "maintenance", at);
+            self.commanded.retain(|(alert, _)| *alert != id);
+        }
+    }
+
+    /// Advances timers to `at` and returns the commands to send now.
+    pub fn tick(&mut self, at: f64) -> Vec<Envelope> {
+        self.alerts.tick(at);
+        self.commands.tick(at);
+        let due = self.commands.due(at, |_| true);
+        due.into_iter()
+            .map(|(vehicle, command)| {
+                let seq = self.seq.entry(vehicle).or_default();
+                *seq += 1;
+                Envelope::new(vehicle, *seq - 1, at, Body::Command(command))
+            })
+            .collect()
+    }
+
+    /// Figures so far, from the audit trail and the commands' states.
+    pub fn figures(&self) -> BrainFigures {
+        let audited = |wanted: fn(&AuditAction) -> bool| self.alerts.audit().iter().filter(|e| wanted(&e.action)).count() as u64;
+        let commands = |wanted: fn(CommandState) -> bool| self.commands.all().filter(|c| wanted(c.state)).count() as u64;
+        BrainFigures {
+            alerts_raised: audited(|a| matches!(a, AuditAction::Raised | AuditAction::Reopened)),
+            alerts_cleared: audited(|a| matches!(a, AuditAction::Cleared)),
+            commands_issued: commands(|_| true),
+            commands_succeeded: commands(|s| s == CommandState::Succeeded),
+            commands_failed: commands(|s| s == CommandState::Failed),
+            commands_timed_out: commands(|s| matches!(s, CommandState::Timeout | CommandState::Expired)),
+        }
+    }
+}
