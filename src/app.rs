@@ -259,8 +259,9 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
         }
         let clock = *app.world().resource::<SimClock>();
         if let Some((brain, inbox)) = &mut centre {
+            let now = Instant::now();
             for envelope in inbox.try_iter() {
-                brain.ingest(&envelope);
+                brain.ingest(&envelope, now);
             }
             for command in brain.tick(clock.seconds()) {
                 bus.publish(command);

@@ -194,6 +194,9 @@ struct OrchestratorArgs {
     /// Declare a vehicle offline after this long without a message (3 heartbeats at 1x).
     #[arg(long, value_parser = parse_duration, default_value = "15s")]
     offline_after: Duration,
+    /// Decision policy (default: assets/policies/default.toml).
+    #[arg(long)]
+    policy: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -283,10 +286,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             options.claim_idle = args.claim_idle;
             options.offline_after = args.offline_after;
             options.summary = args.summary;
+            if let Some(path) = &args.policy {
+                options.policy = Policy::load(path)?;
+            }
             let summary = crate::processes::run_orchestrator(options)?;
             eprintln!(
-                "[aegis] orchestrator: {} vehicles, {} messages, {} gaps, {} duplicates dropped, {} malformed, {} reclaimed",
-                summary.vehicles_seen, summary.messages, summary.gaps, summary.duplicates_dropped, summary.malformed, summary.reclaimed
+                "[aegis] orchestrator: {} vehicles, {} messages, {} gaps, {} duplicates dropped, {} malformed, {} reclaimed\n  alerts raised {} cleared {}  commands issued {} succeeded {} failed {} timed out {}",
+                summary.vehicles_seen,
+                summary.messages,
+                summary.gaps,
+                summary.duplicates_dropped,
+                summary.malformed,
+                summary.reclaimed,
+                summary.decisions.alerts_raised,
+                summary.decisions.alerts_cleared,
+                summary.decisions.commands_issued,
+                summary.decisions.commands_succeeded,
+                summary.decisions.commands_failed,
+                summary.decisions.commands_timed_out
             );
             Ok(())
         }

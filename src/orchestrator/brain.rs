@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::alerts::{AlertKey, AlertPolicy, AlertStore, AuditAction, Condition, Observation, Origin};
 use super::commands::{CommandPolicy, CommandTracker, CommandState, Effect};
 use super::policy::Policy;
-use super::tracker::FleetTracker;
+use super::tracker::{FleetTracker, Ingested, PresenceChange};
 use crate::model::{Body, Component, Envelope, EventKind, Metric, Recommendation, RecommendedAction, RuleDecision, Severity, VehicleId};
 
 /// Seconds a command stays valid.
@@ -80,8 +80,13 @@ impl Brain {
     /// A loop with `policy`. Vehicle rules have their own persistence, so their alerts raise
     /// and clear without further delay.
     pub fn new(policy: Policy) -> Self {
+        Self::with_fleet(policy, FleetTracker::new(std::time::Duration::from_secs(15)))
+    }
+
+    /// A loop over an existing fleet tracker (restored sequence numbers, presence settings).
+    pub fn with_fleet(policy: Policy, fleet: FleetTracker) -> Self {
         Self {
-            fleet: FleetTracker::new(std::time::Duration::from_secs(15)),
+            fleet,
             alerts: AlertStore::new(AlertPolicy { raise_after_s: 0.0, clear_after_s: 0.0, ..AlertPolicy::default() }),
             commands: CommandTracker::new(CommandPolicy::default()),
             policy,
@@ -90,11 +95,15 @@ impl Brain {
         }
     }
 
-    /// Applies one message from a vehicle.
-    pub fn ingest(&mut self, envelope: &Envelope) {
-        let (fresh, _) = self.fleet.ingest(envelope, Instant::now());
-        if fresh == super::Ingested::Duplicate {
-            return;
+    /// Applies one message from a vehicle, received at `now`; returns what the fleet tracker
+    /// made of it (duplicates change nothing else).
+    pub fn ingest(&mut self, envelope: &Envelope, now: Instant) -> (Ingested, Option<PresenceChange>) {
+        let (fresh, change) = self.fleet.ingest(envelope, now);
+        if let Some(change) = &change {
+            self.alerts.set_online(change.vehicle, true, envelope.sim_time);
+        }
+        if fresh == Ingested::Duplicate {
+            return (fresh, change);
         }
         let (vehicle, at) = (envelope.vehicle_id, envelope.sim_time);
         match &envelope.body {
@@ -112,6 +121,12 @@ impl Brain {
             }
             _ => {}
         }
+        (fresh, change)
+    }
+
+    /// A vehicle went silent: its connectivity alert rises and its sensor alerts group under it.
+    pub fn offline(&mut self, vehicle: VehicleId, at: f64) {
+        self.alerts.set_online(vehicle, false, at);
     }
 
     fn rule_fired(&mut self, vehicle: VehicleId, at: f64, rule: &str, metric: &str, value: f32, decision: RuleDecision) {
@@ -147,11 +162,13 @@ impl Brain {
         }
     }
 
-    /// Advances timers to `at` and returns the commands to send now.
+    /// Advances timers to `at` and returns the commands to send now (held back for vehicles
+    /// the tracker knows to be offline).
     pub fn tick(&mut self, at: f64) -> Vec<Envelope> {
         self.alerts.tick(at);
         self.commands.tick(at);
-        let due = self.commands.due(at, |_| true);
+        let fleet = &self.fleet;
+        let due = self.commands.due(at, |v| fleet.vehicle(v).is_none_or(|s| s.online));
         due.into_iter()
             .map(|(vehicle, command)| {
                 let seq = self.seq.entry(vehicle).or_default();

@@ -13,6 +13,8 @@ use redis::aio::ConnectionManager;
 use serde::Serialize;
 
 use super::sequence::SeqSet;
+use super::brain::{Brain, BrainFigures};
+use super::policy::Policy;
 use super::tracker::{FleetFigures, FleetTracker, Ingested};
 use crate::bus::keys::{Family, Keys, PARTITIONS, partition_of};
 use crate::bus::redis::{Backoff, Batch, ConsumerOptions, ConsumerStats, RedisBus, RedisConfig, StreamConsumer};
@@ -32,6 +34,8 @@ pub struct OrchestratorOptions {
     pub offline_after: Duration,
     /// Write the summary JSON here at exit.
     pub summary: Option<PathBuf>,
+    /// The decision policy.
+    pub policy: Policy,
     /// Print a progress line this often.
     pub progress_every: Duration,
 }
@@ -46,6 +50,7 @@ impl OrchestratorOptions {
             claim_idle: Duration::from_secs(10),
             offline_after: Duration::from_secs(super::tracker::HEARTBEAT_INTERVAL_S * u64::from(super::tracker::MISSED_HEARTBEATS)),
             summary: None,
+            policy: Policy::parse(super::policy::DEFAULT_POLICY, "assets/policies/default.toml".as_ref()).expect("the shipped policy parses"),
             progress_every: Duration::from_secs(5),
         }
     }
@@ -80,8 +85,11 @@ pub struct OrchestratorSummary {
     pub fleet: FleetFigures,
     /// The consumer's own counters.
     pub consumer: ConsumerStats,
-    /// Presence messages this run published.
+    /// Presence messages and commands this run published.
     pub bus: BusStats,
+    /// Alerts and commands.
+    #[serde(flatten)]
+    pub decisions: BrainFigures,
     /// Wall-clock seconds.
     pub wall_seconds: f64,
 }
@@ -98,7 +106,8 @@ pub async fn run(options: OrchestratorOptions, stop: Arc<AtomicBool>) -> anyhow:
     let mut consumer_options = ConsumerOptions::new(options.group.clone(), options.redis.identity.clone());
     consumer_options.claim_idle = Some(options.claim_idle);
     let mut consumer = StreamConsumer::new(connection.clone(), keys.clone(), Family::Uplink, consumer_options);
-    let mut run = Run { tracker, keys, group: options.group.clone(), bus, central_seq: BTreeMap::new(), messages: 0, went_offline: 0, came_online: 0, status: connection };
+    let brain = Brain::with_fleet(options.policy.clone(), tracker);
+    let mut run = Run { brain, latest_sim_time: 0.0, keys, group: options.group.clone(), bus, central_seq: BTreeMap::new(), messages: 0, went_offline: 0, came_online: 0, status: connection };
 
     tracing::info!("orchestrator `{}` of group `{}` reading {} partitions", options.redis.identity, options.group, PARTITIONS);
     let mut last_tick = Instant::now();
@@ -112,7 +121,7 @@ pub async fn run(options: OrchestratorOptions, stop: Arc<AtomicBool>) -> anyhow:
         }
         if last_progress.elapsed() >= options.progress_every {
             last_progress = Instant::now();
-            let figures = run.tracker.summary();
+            let figures = run.brain.fleet.summary();
             tracing::info!(
                 "vehicles {} (online {}, offline {})  messages {}  gaps {}  duplicates {}  malformed {}  reclaimed {}",
                 figures.vehicles,
@@ -120,7 +129,7 @@ pub async fn run(options: OrchestratorOptions, stop: Arc<AtomicBool>) -> anyhow:
                 figures.offline,
                 run.messages,
                 figures.gaps,
-                run.tracker.duplicates,
+                run.brain.fleet.duplicates,
                 consumer.stats.rejected,
                 consumer.stats.reclaimed
             );
@@ -137,13 +146,13 @@ pub async fn run(options: OrchestratorOptions, stop: Arc<AtomicBool>) -> anyhow:
     }
     run.tick().await;
     run.bus.close(Duration::from_secs(10));
-    let fleet = run.tracker.summary();
+    let fleet = run.brain.fleet.summary();
     let summary = OrchestratorSummary {
         vehicles_seen: fleet.vehicles,
         messages: run.messages,
-        messages_by_kind: run.tracker.by_kind.clone(),
+        messages_by_kind: run.brain.fleet.by_kind.clone(),
         gaps: fleet.gaps,
-        duplicates_dropped: run.tracker.duplicates,
+        duplicates_dropped: run.brain.fleet.duplicates,
         malformed: consumer.stats.rejected,
         reclaimed: consumer.stats.reclaimed,
         trimmed: consumer.stats.trimmed,
@@ -153,6 +162,7 @@ pub async fn run(options: OrchestratorOptions, stop: Arc<AtomicBool>) -> anyhow:
         fleet,
         consumer: consumer.stats,
         bus: run.bus.stats(),
+        decisions: run.brain.figures(),
         wall_seconds: started.elapsed().as_secs_f64(),
     };
     if let Some(path) = &options.summary {
@@ -194,7 +204,11 @@ async fn restore(connection: &mut ConnectionManager, keys: &Keys, group: &str, t
 
 /// The state of one orchestrator run.
 struct Run {
-    tracker: FleetTracker,
+    /// Fleet state, alerts and commands.
+    brain: Brain,
+    /// The newest simulation time any vehicle reported: the clock for alert and command
+    /// timers (shards run their own clocks at about the same pace).
+    latest_sim_time: f64,
     keys: Keys,
     group: String,
     bus: RedisBus,
@@ -216,7 +230,8 @@ impl Run {
         let mut done = Vec::with_capacity(batch.deliveries.len() + batch.trimmed.len());
         let mut touched = BTreeMap::new();
         for delivery in &batch.deliveries {
-            let (ingested, change) = self.tracker.ingest(&delivery.envelope, now);
+            self.latest_sim_time = self.latest_sim_time.max(delivery.envelope.sim_time);
+            let (ingested, change) = self.brain.ingest(&delivery.envelope, now);
             if ingested == Ingested::New {
                 self.messages += 1;
                 touched.insert(delivery.envelope.vehicle_id, ());
@@ -236,7 +251,7 @@ impl Run {
                 cmd.arg(self.keys.seen(partition, &self.group));
                 cmd
             });
-            let seen = &self.tracker.vehicle(*vehicle).expect("just ingested").seen;
+            let seen = &self.brain.fleet.vehicle(*vehicle).expect("just ingested").seen;
             cmd.arg(vehicle.to_string()).arg(seen.encode());
         }
         let extra: Vec<(u16, redis::Cmd)> = seen_updates.into_iter().collect();
@@ -247,24 +262,28 @@ impl Run {
 
     /// Once a second: presence, and the fleet status for operators.
     async fn tick(&mut self) {
-        for change in self.tracker.check_presence(Instant::now()) {
+        for change in self.brain.fleet.check_presence(Instant::now()) {
             self.went_offline += 1;
             tracing::info!("{} offline: no message for {:.1} s", change.vehicle, change.presence.silent_s);
             let sim_time = change.presence.last_seen_sim_time;
+            self.brain.offline(change.vehicle, self.latest_sim_time);
             self.publish_presence(change.vehicle, change.presence, sim_time);
         }
-        let figures = self.tracker.summary();
+        for command in self.brain.tick(self.latest_sim_time) {
+            self.bus.publish(command);
+        }
+        let figures = self.brain.fleet.summary();
         let mut pipe = redis::pipe();
         let status = serde_json::json!({
             "updated": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
             "group": self.group,
             "messages": self.messages,
-            "duplicates_dropped": self.tracker.duplicates,
+            "duplicates_dropped": self.brain.fleet.duplicates,
             "fleet": figures,
         });
         pipe.cmd("SET").arg(self.keys.fleet_status()).arg(status.to_string()).ignore();
-        for vehicle in self.tracker.take_changed() {
-            let state = self.tracker.vehicle(vehicle).expect("listed by the tracker");
+        for vehicle in self.brain.fleet.take_changed() {
+            let state = self.brain.fleet.vehicle(vehicle).expect("listed by the tracker");
             let json = serde_json::json!({
                 "status": state.status,
                 "online": state.online,

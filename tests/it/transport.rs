@@ -345,3 +345,16 @@ fn a_command_over_redis_reaches_the_vehicle_and_is_acknowledged() {
     let summary = agent.finish();
     assert_eq!(n(&summary, "/commands_handled"), 1);
 }
+
+#[test]
+fn the_orchestrator_over_redis_raises_alerts_and_commands_the_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start();
+    let center = orchestrator(dir.path(), "orchestrator", &server, &[]);
+    let url = server.url();
+    let produced = Aegis::start(dir.path(), "fleet", &["fleet", "--scenario", "scenarios/coolant_leak.toml", "--redis", &url, "--speed", "400", "--duration", "1h"]).finish();
+    let summary = stop(center);
+    assert!(n(&summary, "/alerts_raised") >= 2, "both leaking vehicles alert: {summary}");
+    assert!(n(&summary, "/commands_issued") >= 1 && n(&summary, "/commands_succeeded") >= 1, "{summary}");
+    assert!(n(&produced, "/commands_handled") >= 1, "the vehicles received and applied commands: {produced}");
+}
