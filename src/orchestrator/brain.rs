@@ -70,8 +70,9 @@ pub struct Brain {
     /// Commands.
     pub commands: CommandTracker,
     policy: Policy,
-    /// (alert, command) pairs already issued, so a repeat does not command twice.
-    commanded: BTreeSet<(String, String)>,
+    /// (alert, command, severity) already issued, so a repeat does not command twice; a
+    /// rise in severity commands again (a vehicle sent home may since have been disabled).
+    commanded: BTreeSet<(String, String, Severity)>,
     /// Sequence numbers of what the centre sends each vehicle.
     seq: BTreeMap<VehicleId, u64>,
 }
@@ -149,7 +150,7 @@ impl Brain {
         let Some(decision) = self.policy.decide(&alert) else { return };
         let Some(command) = decision.command else { return };
         let name = format!("{command:?}");
-        if self.commanded.insert((id, name)) {
+        if self.commanded.insert((id, name, alert.severity)) {
             self.commands.issue(vehicle, command, at, COMMAND_TTL_S);
         }
     }
@@ -158,7 +159,7 @@ impl Brain {
         let ids: Vec<String> = self.alerts.all().filter(|a| a.active && a.key.vehicle == vehicle && a.key.component == component).map(|a| a.id.clone()).collect();
         for id in ids {
             let _ = self.alerts.clear(&id, "maintenance", at);
-            self.commanded.retain(|(alert, _)| *alert != id);
+            self.commanded.retain(|(alert, _, _)| *alert != id);
         }
     }
 

@@ -8,7 +8,9 @@ use super::vehicle::{Navigation, Plan, RuleState, Vehicle};
 use super::world::RoadNetwork;
 use super::VehicleIndex;
 use crate::bus::{Backlog, Filter, Subscription};
-use crate::model::{Body, CommandAck, CommandAction, CommandOutcome, MessageKind, VehicleStatus};
+use bevy_rapier3d::prelude::Velocity;
+
+use crate::model::{Body, CommandAck, CommandAction, CommandOutcome, MessageKind, RuleDecision, VehicleStatus};
 use crate::schedule::SimSystems;
 
 /// Commands waiting for the vehicles.
@@ -34,7 +36,7 @@ fn apply_commands(
     index: Res<VehicleIndex>,
     fleet: Res<super::FleetConfig>,
     network: Res<RoadNetwork>,
-    mut vehicles: Query<(&Vehicle, &mut Navigation, &mut RuleState)>,
+    mut vehicles: Query<(&Vehicle, &mut Navigation, &mut RuleState, &mut Transform, &mut Velocity)>,
     mut outbox: ResMut<Outbox>,
     mut counters: ResMut<SimCounters>,
 ) {
@@ -45,12 +47,19 @@ fn apply_commands(
             // Another process simulates that vehicle.
             continue;
         }
-        let Some((vehicle, mut nav, mut rules)) = index.get(envelope.vehicle_id).and_then(|e| vehicles.get_mut(e).ok()) else {
+        let Some((vehicle, mut nav, mut rules, mut transform, mut velocity)) = index.get(envelope.vehicle_id).and_then(|e| vehicles.get_mut(e).ok()) else {
             warn!("command {} for unknown vehicle {} ignored", command.command_id, envelope.vehicle_id);
             continue;
         };
         let expired = envelope.sim_time + command.ttl_s < clock.seconds();
-        let result = if expired { Err("expired before delivery".to_owned()) } else { apply(&command.action, vehicle, &mut nav, &mut rules, &network) };
+        let result = if expired {
+            Err("expired before delivery".to_owned())
+        } else if disabled(&rules) && matches!(command.action, CommandAction::ReturnToDepot | CommandAction::ScheduleMaintenance) {
+            recover(vehicle, &mut nav, &mut rules, &mut transform, &mut velocity, &network);
+            Ok(())
+        } else {
+            apply(&command.action, vehicle, &mut nav, &mut rules, &network)
+        };
         counters.commands_handled += 1;
         let (outcome, detail) = match result {
             Ok(()) => (CommandOutcome::Accepted, None),
@@ -58,6 +67,31 @@ fn apply_commands(
         };
         outbox.send(vehicle.id, Body::CommandAck(CommandAck { command_id: command.command_id.clone(), outcome, detail }));
     }
+}
+
+/// Seconds a recovery truck takes to bring a disabled vehicle to its depot.
+pub const RECOVERY_S: f32 = 2700.0;
+
+/// Whether the vehicle's own rules have stopped it for good (it cannot drive itself home).
+fn disabled(rules: &RuleState) -> bool {
+    rules.decision == Some(RuleDecision::ControlledStop)
+}
+
+/// A disabled vehicle sent home is recovered by truck: it is placed at its home depot and its
+/// repair takes the recovery time longer.
+fn recover(vehicle: &Vehicle, nav: &mut Navigation, rules: &mut RuleState, transform: &mut Transform, velocity: &mut Velocity, network: &RoadNetwork) {
+    let node = network.depots[vehicle.home_depot as usize].node;
+    let at = network.position(node);
+    transform.translation = Vec3::new(at.x, transform.translation.y, at.y);
+    *velocity = Velocity::zero();
+    nav.from = node;
+    nav.to = node;
+    nav.plan = Plan::ToDepot(vehicle.home_depot);
+    nav.stop_commanded = false;
+    nav.maintenance_due = true;
+    nav.status = VehicleStatus::InMaintenance;
+    nav.repair_s = super::failures::REPAIR_S + RECOVERY_S;
+    rules.decision = None;
 }
 
 fn apply(action: &CommandAction, vehicle: &Vehicle, nav: &mut Navigation, rules: &mut RuleState, network: &RoadNetwork) -> Result<(), String> {

@@ -9,10 +9,10 @@ use aegis::orchestrator::policy::{DEFAULT_POLICY, Policy};
 use aegis::scenario::Scenario;
 
 #[test]
-fn overheating_raises_alerts_and_the_commanded_vehicles_obey() {
+fn overheating_raises_alerts_the_vehicles_obey_and_repair_clears_them() {
     let scenario = Scenario::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/coolant_leak.toml"))).unwrap();
     let mut options = RunOptions::from_scenario(scenario);
-    options.duration = Duration::from_secs(3600);
+    options.duration = Duration::from_secs(2 * 3600);
     options.policy = Some(Policy::parse(DEFAULT_POLICY, Path::new("default.toml")).unwrap());
     let summary = run_headless(&options).unwrap();
     let figures = summary.orchestrator.expect("the orchestrator ran");
@@ -22,6 +22,8 @@ fn overheating_raises_alerts_and_the_commanded_vehicles_obey() {
     assert_eq!(figures.commands_succeeded, figures.commands_issued, "{figures:?}");
     assert_eq!(summary.commands_handled, figures.commands_issued);
     assert_eq!((figures.commands_failed, figures.commands_timed_out), (0, 0));
+    // A vehicle its own rules stopped is recovered to its depot, repaired, and its alert cleared.
+    assert!(summary.repairs >= 1 && figures.alerts_cleared >= 1, "{figures:?}, repairs {}", summary.repairs);
 }
 
 #[test]
