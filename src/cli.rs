@@ -28,7 +28,16 @@ enum Command {
     /// Run a scenario: in a 3D window, or with --headless as a server or load run.
     Run(RunArgs),
     /// Simulate the fleet, or shard I of N of it, headless, publishing over Redis.
+    /// (`aegis fleet status` shows the running orchestrator's fleet status.)
     Fleet(FleetArgs),
+    /// The running orchestrator's fleet status (JSON); spelt `aegis fleet status`.
+    #[command(hide = true)]
+    FleetStatus(ConsoleArgs),
+    /// List and work on the running orchestrator's alerts.
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
     /// Run one vehicle agent, publishing over Redis.
     Vehicle(VehicleArgs),
     /// Consume the whole fleet over Redis: state, sequence numbers, presence.
@@ -166,6 +175,55 @@ struct FleetArgs {
     shard: Option<Members>,
 }
 
+/// Where the running orchestrator keeps its state.
+#[derive(Args, Debug)]
+struct ConsoleArgs {
+    /// Redis server, like redis://127.0.0.1:6379.
+    #[arg(long, env = crate::bus::redis::REDIS_URL_ENV)]
+    redis: String,
+    /// Key prefix.
+    #[arg(long, default_value = "aegis")]
+    redis_prefix: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum AlertsCommand {
+    /// Active alerts, highest priority first.
+    List {
+        #[command(flatten)]
+        console: ConsoleArgs,
+        /// Cleared alerts too.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Acknowledge an alert.
+    Ack(AlertChange),
+    /// Clear an alert by hand.
+    Clear(AlertChange),
+    /// Assign an alert to someone.
+    Assign {
+        #[command(flatten)]
+        change: AlertChange,
+        /// Who takes it.
+        #[arg(long)]
+        to: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct AlertChange {
+    /// The alert, like A000012.
+    id: String,
+    /// Who is acting, for the audit trail.
+    #[arg(long, default_value = "operator")]
+    actor: String,
+    #[command(flatten)]
+    console: ConsoleArgs,
+}
+
 #[derive(Args, Debug)]
 struct VehicleArgs {
     #[command(flatten)]
@@ -247,7 +305,13 @@ enum BenchCommand {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `aegis fleet status` reads as a command of its own: `aegis fleet` itself takes options
+    // only, and clap cannot mix the two under one name.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() > 2 && args[1] == "fleet" && args[2] == "status" {
+        args.splice(1..3, [std::ffi::OsString::from("fleet-status")]);
+    }
+    let cli = Cli::parse_from(args);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -268,6 +332,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Run(args) => run_scenario(args),
+        Command::FleetStatus(console) => {
+            println!("{}", crate::console::fleet_status(&console.redis, &console.redis_prefix)?);
+            Ok(())
+        }
         Command::Fleet(args) => {
             let members = args.shard.unwrap_or(Members::All);
             let identity = match members {
@@ -276,6 +344,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             run_remote(args.remote, args.vehicles, members, identity)
         }
+        Command::Alerts { command } => run_alerts(command),
         Command::Vehicle(args) => {
             let identity = format!("vehicle-{}", args.id);
             run_remote(args.remote, None, Members::One(args.id), identity)
@@ -355,6 +424,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn run_alerts(command: AlertsCommand) -> anyhow::Result<()> {
+    use crate::orchestrator::operator::Operation;
+    let (change, operation) = match command {
+        AlertsCommand::List { console, all, json } => {
+            let alerts = crate::console::list(&console.redis, &console.redis_prefix, all)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&alerts)?);
+            } else {
+                print!("{}", crate::console::table(&alerts));
+            }
+            return Ok(());
+        }
+        AlertsCommand::Ack(change) => (change, Operation::Ack),
+        AlertsCommand::Clear(change) => (change, Operation::Clear),
+        AlertsCommand::Assign { change, to } => (change, Operation::Assign { to }),
+    };
+    crate::console::change(&change.console.redis, &change.console.redis_prefix, &change.id, &change.actor, operation)?;
+    println!("{}: done", change.id);
+    Ok(())
 }
 
 fn init_logging() {

@@ -5,6 +5,7 @@
 //! - [`bus`]: the message bus interface, in process and over Redis.
 //! - [`sim`]: the simulated fleet (Bevy ECS + rapier).
 //! - [`orchestrator`]: the centre that consumes the fleet.
+//! - [`console`]: `aegis alerts ...` and `aegis fleet status` against a running orchestrator.
 //! - [`processes`]: `aegis fleet`, `vehicle` and `orchestrator` over Redis.
 //! - [`app`]: assembling headless and windowed apps, and running them.
 //! - `gui` (feature `gui`): the 3D view and panels.
@@ -13,6 +14,7 @@ pub mod app;
 pub mod bench;
 pub mod bus;
 pub mod cli;
+pub mod console;
 #[cfg(feature = "gui")]
 pub mod gui;
 pub mod model;

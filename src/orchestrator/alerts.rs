@@ -16,12 +16,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{Component, Recommendation, RecommendedAction, Severity, VehicleId};
 
 /// Where an alert came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// A vehicle's local rule.
@@ -35,7 +35,7 @@ pub enum Origin {
 }
 
 /// What identifies an alert for deduplication.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct AlertKey {
     /// The vehicle.
     pub vehicle: VehicleId,
@@ -99,7 +99,7 @@ impl Default for AlertPolicy {
 }
 
 /// A comment on an alert.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Note {
     /// When.
     pub at: f64,
@@ -110,7 +110,7 @@ pub struct Note {
 }
 
 /// An alert and its history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertRecord {
     /// Unique id, `A000001` onwards.
     pub id: String,
@@ -265,6 +265,8 @@ pub struct AlertStore {
     offline: BTreeMap<VehicleId, String>,
     next_id: u64,
     audit: Vec<AuditEvent>,
+    /// Alerts changed since [`AlertStore::take_changed`] last ran.
+    changed: std::collections::BTreeSet<String>,
 }
 
 const SYSTEM: &str = "system";
@@ -350,6 +352,7 @@ impl AlertStore {
     }
 
     fn update(&mut self, id: &str, observation: Observation) {
+        self.changed.insert(id.to_owned());
         let record = self.alerts.get_mut(id).expect("indexed");
         record.occurrences += 1;
         record.last_seen_at = observation.at;
@@ -388,6 +391,7 @@ impl AlertStore {
     }
 
     fn record(&mut self, id: &str, at: f64, actor: &str, action: AuditAction) {
+        self.changed.insert(id.to_owned());
         self.audit.push(AuditEvent { alert_id: id.to_owned(), at, actor: actor.to_owned(), action });
     }
 
@@ -553,6 +557,12 @@ impl AlertStore {
             .collect();
         queue.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
         queue
+    }
+
+    /// Ids of the alerts changed since the last call (every change is audited or an update of
+    /// an active alert), and forgets them.
+    pub fn take_changed(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.changed).into_iter().collect()
     }
 
     /// The audit trail, oldest first.

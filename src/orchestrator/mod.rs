@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod brain;
 pub mod commands;
+pub mod operator;
 pub mod policy;
 pub mod sequence;
 pub mod service;

@@ -144,33 +144,25 @@ impl Policy {
 mod tests {
     use super::*;
     use crate::model::{Recommendation, RecommendedAction, VehicleId};
-    use crate::orchestrator::alerts::{AlertKey, Origin};
+    use crate::orchestrator::alerts::{AlertKey, AlertPolicy, AlertStore, Condition, Observation, Origin};
 
+    /// An active alert, raised through the store as the orchestrator raises them.
     fn alert(component: Component, alert_type: &str, severity: Severity, time_to_failure_h: Option<f32>) -> AlertRecord {
-        AlertRecord {
-            id: "A000001".into(),
-            key: AlertKey { vehicle: VehicleId(1), component, alert_type: alert_type.into() },
-            severity,
-            highest_severity: severity,
-            origin: Origin::CentralRule,
-            evidence: Vec::new(),
-            recommendation: Recommendation { action: RecommendedAction::Monitor, reason: String::new(), within_hours: None },
-            confidence: 1.0,
-            time_to_failure_h,
-            event_at: 0.0,
-            created_at: 0.0,
-            last_seen_at: 0.0,
-            acknowledged_at: None,
-            cleared_at: None,
-            occurrences: 1,
-            assignee: None,
-            notes: Vec::new(),
-            active: true,
-            acknowledged: false,
-            shelved_until: None,
-            escalated: false,
-            suppressed_by: None,
-        }
+        let mut store = AlertStore::new(AlertPolicy { raise_after_s: 0.0, ..AlertPolicy::default() });
+        let id = store
+            .observe(Observation {
+                key: AlertKey { vehicle: VehicleId(1), component, alert_type: alert_type.into() },
+                at: 0.0,
+                condition: Condition::Raise,
+                severity,
+                origin: Origin::CentralRule,
+                evidence: Vec::new(),
+                recommendation: Recommendation { action: RecommendedAction::Monitor, reason: String::new(), within_hours: None },
+                confidence: 1.0,
+                time_to_failure_h,
+            })
+            .expect("raised at once");
+        store.get(&id).expect("just raised").clone()
     }
 
     #[test]

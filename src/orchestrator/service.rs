@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::sequence::SeqSet;
 use super::brain::{Brain, BrainFigures};
+use super::operator;
 use super::policy::Policy;
 use super::tracker::{FleetFigures, FleetTracker, Ingested};
 use crate::bus::keys::{Family, Keys, PARTITIONS, partition_of};
@@ -107,7 +108,8 @@ pub async fn run(options: OrchestratorOptions, stop: Arc<AtomicBool>) -> anyhow:
     consumer_options.claim_idle = Some(options.claim_idle);
     let mut consumer = StreamConsumer::new(connection.clone(), keys.clone(), Family::Uplink, consumer_options);
     let brain = Brain::with_fleet(options.policy.clone(), tracker);
-    let mut run = Run { brain, latest_sim_time: 0.0, keys, group: options.group.clone(), bus, central_seq: BTreeMap::new(), messages: 0, went_offline: 0, came_online: 0, status: connection };
+    let requests_cursor = server_time_id(&mut connection).await;
+    let mut run = Run { brain, latest_sim_time: 0.0, requests_cursor, keys, group: options.group.clone(), bus, central_seq: BTreeMap::new(), messages: 0, went_offline: 0, came_online: 0, status: connection };
 
     tracing::info!("orchestrator `{}` of group `{}` reading {} partitions", options.redis.identity, options.group, PARTITIONS);
     let mut last_tick = Instant::now();
@@ -171,6 +173,16 @@ pub async fn run(options: OrchestratorOptions, stop: Arc<AtomicBool>) -> anyhow:
     Ok(summary)
 }
 
+/// The server's clock as a stream id: operator requests from before this start are not
+/// answered (their senders have given up).
+async fn server_time_id(connection: &mut ConnectionManager) -> String {
+    let time: redis::RedisResult<(u64, u64)> = redis::cmd("TIME").query_async(connection).await;
+    match time {
+        Ok((seconds, micros)) => format!("{}-0", seconds * 1000 + micros / 1000),
+        Err(_) => "$".to_owned(),
+    }
+}
+
 /// Loads the sequence numbers this group processed before, so that a restarted orchestrator
 /// drops redeliveries of them and counts gaps over the whole history. Waits for Redis.
 async fn restore(connection: &mut ConnectionManager, keys: &Keys, group: &str, tracker: &mut FleetTracker, stop: &AtomicBool) {
@@ -209,6 +221,8 @@ struct Run {
     /// The newest simulation time any vehicle reported: the clock for alert and command
     /// timers (shards run their own clocks at about the same pace).
     latest_sim_time: f64,
+    /// Operator requests after this stream id are still to be answered.
+    requests_cursor: String,
     keys: Keys,
     group: String,
     bus: RedisBus,
@@ -272,6 +286,7 @@ impl Run {
         for command in self.brain.tick(self.latest_sim_time) {
             self.bus.publish(command);
         }
+        self.answer_operators().await;
         let figures = self.brain.fleet.summary();
         let mut pipe = redis::pipe();
         let status = serde_json::json!({
@@ -282,6 +297,11 @@ impl Run {
             "fleet": figures,
         });
         pipe.cmd("SET").arg(self.keys.fleet_status()).arg(status.to_string()).ignore();
+        for id in self.brain.alerts.take_changed() {
+            let alert = self.brain.alerts.get(&id).expect("changed alerts exist");
+            let json = serde_json::to_string(alert).expect("alerts serialise");
+            pipe.cmd("HSET").arg(operator::alerts_key(self.keys.prefix())).arg(&id).arg(json).ignore();
+        }
         for vehicle in self.brain.fleet.take_changed() {
             let state = self.brain.fleet.vehicle(vehicle).expect("listed by the tracker");
             let json = serde_json::json!({
@@ -294,6 +314,41 @@ impl Run {
         }
         if let Err(error) = pipe.query_async::<()>(&mut self.status).await {
             tracing::debug!("fleet status not written: {error}");
+        }
+    }
+
+    /// Applies operators' requests and answers each on its reply list.
+    async fn answer_operators(&mut self) {
+        let key = operator::requests_key(self.keys.prefix());
+        let read: redis::RedisResult<redis::Value> =
+            redis::cmd("XREAD").arg("COUNT").arg(100).arg("STREAMS").arg(&key).arg(&self.requests_cursor).query_async(&mut self.status).await;
+        let Ok(redis::Value::Array(streams)) = read else { return };
+        let mut pipe = redis::pipe();
+        let mut answered = 0;
+        for stream in streams {
+            let redis::Value::Array(mut pair) = stream else { continue };
+            let Some(redis::Value::Array(entries)) = pair.pop() else { continue };
+            for entry in entries {
+                let Ok((id, fields)) = redis::from_redis_value::<(String, Vec<(String, String)>)>(entry) else { continue };
+                self.requests_cursor = id.clone();
+                let text = fields.iter().find(|(f, _)| f == "request").map(|(_, v)| v.as_str()).unwrap_or("");
+                match serde_json::from_str::<operator::Request>(text) {
+                    Ok(request) => {
+                        let reply = operator::apply(&mut self.brain.alerts, &request, self.latest_sim_time);
+                        tracing::info!("operator {}: {:?} on {}: {}", request.actor, request.operation, request.alert, reply.error.as_deref().unwrap_or("done"));
+                        let reply_key = operator::reply_key(self.keys.prefix(), &request.request_id);
+                        pipe.cmd("LPUSH").arg(&reply_key).arg(serde_json::to_string(&reply).expect("replies serialise")).ignore();
+                        pipe.cmd("EXPIRE").arg(&reply_key).arg(60).ignore();
+                        answered += 1;
+                    }
+                    Err(error) => tracing::warn!("{key} entry {id}: unreadable request ({error}); ignored"),
+                }
+            }
+        }
+        if answered > 0
+            && let Err(error) = pipe.query_async::<()>(&mut self.status).await
+        {
+            tracing::warn!("operator replies not written: {error}");
         }
     }
 

@@ -347,12 +347,38 @@ fn a_command_over_redis_reaches_the_vehicle_and_is_acknowledged() {
 }
 
 #[test]
-fn the_orchestrator_over_redis_raises_alerts_and_commands_the_fleet() {
+fn the_orchestrator_over_redis_raises_alerts_commands_the_fleet_and_answers_operators() {
     let dir = tempfile::tempdir().unwrap();
     let server = RedisServer::start();
     let center = orchestrator(dir.path(), "orchestrator", &server, &[]);
     let url = server.url();
     let produced = Aegis::start(dir.path(), "fleet", &["fleet", "--scenario", "scenarios/coolant_leak.toml", "--redis", &url, "--speed", "400", "--duration", "1h"]).finish();
+
+    // The operator's view and operations, against the running orchestrator.
+    let aegis = |args: &[&str]| std::process::Command::new(env!("CARGO_BIN_EXE_aegis")).args(args).args(["--redis", &url]).output().unwrap();
+    let listed = |all: bool| -> Vec<serde_json::Value> {
+        let mut args = vec!["alerts", "list", "--json"];
+        if all {
+            args.push("--all");
+        }
+        let out = aegis(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    wait_until(LIMIT, "the orchestrator has published its alerts", || !listed(false).is_empty());
+    let first = listed(false)[0]["id"].as_str().unwrap().to_owned();
+    let acked = aegis(&["alerts", "ack", &first, "--actor", "ana"]);
+    assert!(acked.status.success(), "{}", String::from_utf8_lossy(&acked.stderr));
+    let assigned = aegis(&["alerts", "assign", &first, "--to", "ben"]);
+    assert!(assigned.status.success(), "{}", String::from_utf8_lossy(&assigned.stderr));
+    let unknown = aegis(&["alerts", "clear", "A999999"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no alert `A999999`"));
+    wait_until(LIMIT, "the acknowledgement shows", || listed(true).iter().any(|a| a["id"] == first.as_str() && a["acknowledged"] == true && a["assignee"] == "ben"));
+    let status = aegis(&["fleet", "status"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["fleet"]["vehicles"], 4);
+
     let summary = stop(center);
     assert!(n(&summary, "/alerts_raised") >= 2, "both leaking vehicles alert: {summary}");
     assert!(n(&summary, "/commands_issued") >= 1 && n(&summary, "/commands_succeeded") >= 1, "{summary}");
