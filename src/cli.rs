@@ -283,6 +283,18 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The orchestrator's decision loop: whether it keeps up at 1 Hz, and alert latency.
+    Orchestrator {
+        /// Vehicles, each sending one telemetry frame per second.
+        #[arg(long)]
+        vehicles: u32,
+        /// Wall time to run for.
+        #[arg(long, value_parser = parse_duration, default_value = "10s")]
+        duration: Duration,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Redis transport: end-to-end messages per second and publish-to-consume latency.
     Bus {
         /// Redis server.
@@ -374,6 +386,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 summary.decisions.commands_failed,
                 summary.decisions.commands_timed_out
             );
+            Ok(())
+        }
+        Command::Bench { command: BenchCommand::Orchestrator { vehicles, duration, json } } => {
+            let figures = crate::bench::bench_orchestrator(vehicles, duration.as_secs().max(1) as u32)?;
+            if json {
+                println!("{}", serde_json::to_string(&figures)?);
+            } else {
+                println!("{}", figures.human());
+            }
             Ok(())
         }
         Command::Bench { command: BenchCommand::Bus { redis, vehicles, duration, burst, json } } => {

@@ -70,10 +70,10 @@ impl BusBench {
     }
 }
 
-fn frame() -> Box<Telemetry> {
+/// A telemetry payload with realistic digits (JSON size depends on them).
+pub(super) fn sample_frame() -> Box<Telemetry> {
     let mut metrics = TelemetryFrame::default();
     for (i, spec) in METRICS.iter().enumerate() {
-        // Realistic digits: JSON size depends on them.
         metrics.values[i] = spec.min + (spec.max - spec.min) * (0.37 + 0.01 * i as f32);
     }
     Box::new(Telemetry { metrics, truth: Vec::new() })
@@ -88,7 +88,7 @@ pub fn bench_bus(url: &str, vehicles: u32, paced_for: Duration, burst: u32) -> a
     config.prefix = prefix.clone();
     config.stream_maxlen = 10_000_000;
     let bus = RedisBus::new(config.clone(), runtime.handle().clone())?;
-    let frame = frame();
+    let frame = sample_frame();
     let payload_bytes = Envelope::new(VehicleId(vehicles), 0, 0.0, Body::Telemetry(frame.clone())).to_json().len();
 
     let started = Instant::now();

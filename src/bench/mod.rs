@@ -2,8 +2,10 @@
 //! and the real transport.
 
 mod bus;
+mod orchestrator;
 
 pub use bus::{BusBench, bench_bus};
+pub use orchestrator::{OrchestratorBench, bench_orchestrator};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

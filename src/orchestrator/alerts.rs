@@ -536,6 +536,16 @@ impl AlertStore {
         self.alerts.get(id)
     }
 
+    /// How many alerts there are, active or not.
+    pub fn len(&self) -> usize {
+        self.alerts.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty()
+    }
+
     /// Every alert, by id.
     pub fn all(&self) -> impl Iterator<Item = &AlertRecord> {
         self.alerts.values()

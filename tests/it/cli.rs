@@ -80,6 +80,19 @@ fn bench_sim_prints_json_figures() {
 }
 
 #[test]
+fn bench_orchestrator_prints_json_figures() {
+    let result = aegis().args(["bench", "orchestrator", "--vehicles", "200", "--duration", "1s", "--json"]).output().unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let figures: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert_eq!(figures["vehicles"], 200);
+    assert_eq!(figures["alerts"], 2, "1% of the vehicles raise an alert each second");
+    for key in ["alert_latency_p50_ms", "alert_latency_p99_ms", "ingested_per_second"] {
+        assert!(figures[key].is_number(), "{key}");
+    }
+    assert!(figures["keeps_up"].is_boolean());
+}
+
+#[test]
 fn bad_arguments_are_named() {
     let result = aegis().args(["run", "--headless", "--scenario", "scenarios/demo.toml", "--duration", "forever"]).output().unwrap();
     assert!(!result.status.success());
