@@ -1,9 +1,10 @@
 //! The orchestrator's decision loop, independent of the transport: vehicle messages in,
 //! alerts raised and cleared, commands out and followed to their verified effect.
 //!
-//! This first slice turns the vehicles' own rule decisions into alerts, asks the policy what
-//! each calls for, sends and tracks that command, and clears an alert when its component is
-//! repaired. Central rules, predictions and missions come next (issue 4).
+//! This first slice turns the vehicles' own rule decisions into alerts, adds a central
+//! data-quality rule (stuck sensors), asks the policy what each alert calls for, sends and
+//! tracks that command, and clears an alert when its component is repaired. Peer comparison,
+//! predictions and missions come next (issue 4).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -14,10 +15,32 @@ use super::alerts::{AlertKey, AlertPolicy, AlertStore, AuditAction, Condition, O
 use super::commands::{CommandPolicy, CommandTracker, CommandState, Effect};
 use super::policy::Policy;
 use super::tracker::{FleetTracker, Ingested, PresenceChange};
-use crate::model::{Body, Component, Envelope, EventKind, Metric, Recommendation, RecommendedAction, RuleDecision, Severity, VehicleId};
+use crate::model::{Body, Component, Envelope, EventKind, METRIC_COUNT, METRICS, Metric, Recommendation, RecommendedAction, RuleDecision, Severity, TelemetryFrame, VehicleId};
 
 /// Seconds a command stays valid.
 const COMMAND_TTL_S: f64 = 900.0;
+
+/// Identical readings in a row after which a sensor counts as stuck: real sensors carry noise,
+/// so even a steady quantity never reads exactly the same thirty times.
+const STUCK_AFTER: u16 = 30;
+
+/// Metrics that legitimately repeat exactly (counters, positions at rest, pedals, levels that
+/// change slowly at fine resolution), left out of the stuck-sensor check.
+const STEADY_METRICS: [Metric; 9] = [
+    Metric::Gear,
+    Metric::OdometerKm,
+    Metric::PositionXM,
+    Metric::PositionZM,
+    Metric::ThrottlePct,
+    Metric::BrakePedalPct,
+    Metric::FuelLevelPct,
+    Metric::BrakePadFrontMm,
+    Metric::BrakePadRearMm,
+];
+
+/// Per vehicle and metric: the last reading and how often in a row it repeated exactly.
+#[derive(Debug, Clone)]
+struct Repeats([(f32, u16); METRIC_COUNT]);
 
 /// The alert a vehicle rule's decision raises: component, alert type.
 pub fn alert_of_rule(rule: &str) -> Option<(Component, &'static str)> {
@@ -75,6 +98,8 @@ pub struct Brain {
     commanded: BTreeSet<(String, String, Severity)>,
     /// Sequence numbers of what the centre sends each vehicle.
     seq: BTreeMap<VehicleId, u64>,
+    /// Data-quality state for the stuck-sensor rule.
+    repeats: BTreeMap<VehicleId, Repeats>,
 }
 
 impl Brain {
@@ -93,6 +118,7 @@ impl Brain {
             policy,
             commanded: BTreeSet::new(),
             seq: BTreeMap::new(),
+            repeats: BTreeMap::new(),
         }
     }
 
@@ -115,6 +141,7 @@ impl Brain {
             },
             Body::CommandAck(ack) => self.commands.acknowledged(ack, at),
             Body::Telemetry(telemetry) => {
+                self.check_sensors(vehicle, &telemetry.metrics, at);
                 if let Some(status) = self.fleet.vehicle(vehicle).and_then(|v| v.status) {
                     let effect = Effect { speed_kph: telemetry.metrics.get(Metric::SpeedKph), status };
                     self.commands.observe(vehicle, &effect, at);
@@ -155,6 +182,44 @@ impl Brain {
         }
     }
 
+    /// Central data-quality rule: a reading that repeats exactly, away from the ends of its
+    /// range (where real sensors saturate), is a stuck sensor: a data-quality alert on the
+    /// sensors, distinct from any mechanical fault.
+    fn check_sensors(&mut self, vehicle: VehicleId, frame: &TelemetryFrame, at: f64) {
+        let repeats = self.repeats.entry(vehicle).or_insert_with(|| Repeats([(f32::NAN, 0); METRIC_COUNT]));
+        let mut observations = Vec::new();
+        for (i, spec) in METRICS.iter().enumerate() {
+            let metric = Metric::ALL[i];
+            if STEADY_METRICS.contains(&metric) {
+                continue;
+            }
+            let value = frame.get(metric);
+            let (last, count) = &mut repeats.0[i];
+            let was_stuck = *count >= STUCK_AFTER;
+            let saturated = value <= spec.min || value >= spec.max;
+            *count = if value == *last && !saturated { count.saturating_add(1) } else { 0 };
+            *last = value;
+            let stuck = *count >= STUCK_AFTER;
+            if stuck == was_stuck {
+                continue;
+            }
+            observations.push(Observation {
+                key: AlertKey { vehicle, component: Component::Sensors, alert_type: format!("sensor_stuck:{}", spec.name) },
+                at,
+                condition: if stuck { Condition::Raise } else { Condition::Clear },
+                severity: Severity::Warning,
+                origin: Origin::CentralRule,
+                evidence: vec![(spec.name.to_owned(), value)],
+                recommendation: Recommendation { action: RecommendedAction::InspectSensor, reason: format!("{} read {value} {STUCK_AFTER} times in a row", spec.name), within_hours: None },
+                confidence: 0.9,
+                time_to_failure_h: None,
+            });
+        }
+        for observation in observations {
+            self.alerts.observe(observation);
+        }
+    }
+
     fn repaired(&mut self, vehicle: VehicleId, component: Component, at: f64) {
         let ids: Vec<String> = self.alerts.all().filter(|a| a.active && a.key.vehicle == vehicle && a.key.component == component).map(|a| a.id.clone()).collect();
         for id in ids {
@@ -191,5 +256,45 @@ impl Brain {
             commands_failed: commands(|s| s == CommandState::Failed),
             commands_timed_out: commands(|s| matches!(s, CommandState::Timeout | CommandState::Expired)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Telemetry, TelemetryFrame};
+    use crate::orchestrator::policy::DEFAULT_POLICY;
+
+    fn frame(step: u32, stuck_oil: bool) -> Envelope {
+        let mut metrics = TelemetryFrame::default();
+        for (i, spec) in METRICS.iter().enumerate() {
+            // Noisy mid-range readings that never repeat.
+            metrics.values[i] = spec.min + (spec.max - spec.min) * (0.4 + 0.001 * ((step * 7 + i as u32) % 97) as f32);
+        }
+        if stuck_oil {
+            metrics.set(Metric::OilPressureKpa, 312.5);
+        }
+        Envelope::new(VehicleId(5), u64::from(step), f64::from(step), Body::Telemetry(Box::new(Telemetry { metrics, truth: Vec::new() })))
+    }
+
+    #[test]
+    fn a_stuck_sensor_is_a_data_quality_alert_that_clears_when_it_moves_again() {
+        let mut brain = Brain::new(Policy::parse(DEFAULT_POLICY, "default.toml".as_ref()).unwrap());
+        let now = Instant::now();
+        for step in 0..40 {
+            brain.ingest(&frame(step, false), now);
+        }
+        assert_eq!(brain.alerts.len(), 0, "noisy readings are not stuck");
+        for step in 40..(40 + u32::from(STUCK_AFTER)) {
+            brain.ingest(&frame(step, true), now);
+        }
+        assert_eq!(brain.alerts.len(), 0, "not yet {STUCK_AFTER} repeats");
+        brain.ingest(&frame(100, true), now);
+        let alert = brain.alerts.all().next().expect("raised").clone();
+        assert_eq!((alert.key.component, alert.key.alert_type.as_str(), alert.severity), (Component::Sensors, "sensor_stuck:oil_pressure_kpa", Severity::Warning));
+        assert!(alert.active);
+        assert_eq!(brain.figures().commands_issued, 0, "the policy only asks for an inspection");
+        brain.ingest(&frame(101, false), now);
+        assert!(!brain.alerts.get(&alert.id).unwrap().active, "moving again clears it");
     }
 }
