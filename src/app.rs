@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::bus::{Backlog, BusStats, Filter, MemoryBus, SharedBus, Subscription};
 use crate::model::{MessageKind, VehicleId};
+use crate::orchestrator::alerts::AlertRecord;
 use crate::orchestrator::brain::{Brain, BrainFigures};
 use crate::orchestrator::policy::Policy;
 use crate::scenario::Scenario;
@@ -125,6 +126,9 @@ pub struct RunSummary {
     /// What the in-process orchestrator did, when it ran.
     #[serde(flatten)]
     pub orchestrator: Option<BrainFigures>,
+    /// Its alerts at the end, with their histories, by id.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<AlertRecord>,
 }
 
 impl RunSummary {
@@ -149,6 +153,7 @@ impl RunSummary {
             commands_handled: counters.commands_handled,
             bus: bus.stats(),
             orchestrator: None,
+            alerts: Vec::new(),
         }
     }
 
@@ -295,6 +300,9 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
     let clock = *app.world().resource::<SimClock>();
     let counters = *app.world().resource::<SimCounters>();
     let mut summary = RunSummary::new(options, clock, counters, &bus, started.elapsed());
-    summary.orchestrator = centre.map(|(brain, _)| brain.figures());
+    if let Some((brain, _)) = centre {
+        summary.orchestrator = Some(brain.figures());
+        summary.alerts = brain.alerts.all().cloned().collect();
+    }
     Ok(summary)
 }

@@ -35,3 +35,30 @@ fn without_the_orchestrator_nothing_is_commanded() {
     assert!(summary.orchestrator.is_none());
     assert_eq!(summary.commands_handled, 0);
 }
+
+/// Each mechanical failure scenario: the right alert, commands the vehicle obeys, maintenance,
+/// and the alert cleared by the repair.
+#[test]
+fn every_mechanical_failure_scenario_is_alerted_commanded_repaired_and_cleared() {
+    use aegis::model::Component;
+    let cases = [
+        ("coolant_leak", Component::CoolingSystem, "overheating"),
+        ("brake_pad_wear", Component::Brakes, "brake_pads_worn"),
+        ("slow_puncture", Component::Tyres, "tyre_pressure_low"),
+        ("oil_pump_failure", Component::Lubrication, "oil_pressure_low"),
+        ("wheel_bearing_wear", Component::WheelBearings, "wheel_bearing_wear"),
+    ];
+    for (name, component, alert_type) in cases {
+        let path = format!("{}/scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+        let mut options = RunOptions::from_scenario(Scenario::load(Path::new(&path)).unwrap());
+        options.policy = Some(Policy::parse(DEFAULT_POLICY, Path::new("default.toml")).unwrap());
+        let summary = run_headless(&options).unwrap();
+        let figures = summary.orchestrator.unwrap();
+        let ours: Vec<_> = summary.alerts.iter().filter(|a| a.key.component == component && a.key.alert_type == alert_type).collect();
+        assert!(!ours.is_empty(), "{name}: a {alert_type} alert on {component:?}; got {:?}", summary.alerts.iter().map(|a| &a.key).collect::<Vec<_>>());
+        assert!(figures.commands_succeeded >= 1 && figures.commands_failed == 0, "{name}: {figures:?}");
+        assert!(summary.repairs >= 1, "{name}: repaired at a depot");
+        assert!(ours.iter().any(|a| !a.active), "{name}: the repair cleared the alert");
+        assert!(summary.alerts.iter().all(|a| a.key.vehicle.0 <= 2), "{name}: only the failing vehicles alert");
+    }
+}
