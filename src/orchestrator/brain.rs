@@ -172,12 +172,18 @@ impl Brain {
             confidence: 1.0,
             time_to_failure_h: None,
         };
-        let Some(id) = self.alerts.observe(observation) else { return };
-        let alert = self.alerts.get(&id).expect("just observed").clone();
-        let Some(decision) = self.policy.decide(&alert) else { return };
+        if let Some(id) = self.alerts.observe(observation) {
+            self.act_on(&id, vehicle, at);
+        }
+    }
+
+    /// Sends what the policy says an active alert calls for, once per alert, action and
+    /// severity.
+    fn act_on(&mut self, id: &str, vehicle: VehicleId, at: f64) {
+        let Some(alert) = self.alerts.get(id).filter(|a| a.active) else { return };
+        let Some(decision) = self.policy.decide(alert) else { return };
         let Some(command) = decision.command else { return };
-        let name = format!("{command:?}");
-        if self.commanded.insert((id, name, alert.severity)) {
+        if self.commanded.insert((id.to_owned(), format!("{command:?}"), alert.severity)) {
             self.commands.issue(vehicle, command, at, COMMAND_TTL_S);
         }
     }
@@ -216,7 +222,9 @@ impl Brain {
             });
         }
         for observation in observations {
-            self.alerts.observe(observation);
+            if let Some(id) = self.alerts.observe(observation) {
+                self.act_on(&id, vehicle, at);
+            }
         }
     }
 
@@ -293,7 +301,7 @@ mod tests {
         let alert = brain.alerts.all().next().expect("raised").clone();
         assert_eq!((alert.key.component, alert.key.alert_type.as_str(), alert.severity), (Component::Sensors, "sensor_stuck:oil_pressure_kpa", Severity::Warning));
         assert!(alert.active);
-        assert_eq!(brain.figures().commands_issued, 0, "the policy only asks for an inspection");
+        assert_eq!(brain.figures().commands_issued, 1, "the policy has the sensor replaced");
         brain.ingest(&frame(101, false), now);
         assert!(!brain.alerts.get(&alert.id).unwrap().active, "moving again clears it");
     }

@@ -172,8 +172,9 @@ mod tests {
         assert_eq!(decide(alert(Component::Brakes, "brake_failure", Severity::Critical, None)), Some((Some(CommandAction::Stop), true)));
         assert_eq!(decide(alert(Component::CoolingSystem, "overheating", Severity::Major, None)), Some((Some(CommandAction::ScheduleMaintenance), true)));
         assert_eq!(decide(alert(Component::Battery, "battery_weak", Severity::Minor, Some(5.0))), Some((Some(CommandAction::ScheduleMaintenance), true)));
-        assert_eq!(decide(alert(Component::Battery, "battery_weak", Severity::Minor, Some(50.0))), None, "minor and far off: no rule");
-        assert_eq!(decide(alert(Component::Sensors, "sensor_stuck", Severity::Major, None)), Some((None, false)), "inspect, keep driving");
+        assert_eq!(decide(alert(Component::Battery, "battery_weak", Severity::Minor, Some(50.0))), Some((Some(CommandAction::ScheduleMaintenance), false)));
+        assert_eq!(decide(alert(Component::Engine, "oil_leak_suspected", Severity::Minor, Some(50.0))), None, "minor and far off: no rule");
+        assert_eq!(decide(alert(Component::Sensors, "sensor_stuck", Severity::Warning, None)), Some((Some(CommandAction::ScheduleMaintenance), false)), "replace it, keep driving");
         assert_eq!(decide(alert(Component::Engine, "misfire", Severity::Major, None)), Some((Some(CommandAction::ReduceSpeed { max_kph: 60.0 }), false)));
     }
 
