@@ -182,8 +182,8 @@ impl RunSummary {
             self.bus.line(),
         ) + &self.orchestrator.map_or(String::new(), |o| {
             format!(
-                "\n  orchestrator: alerts raised {} cleared {}  commands issued {} succeeded {} failed {} timed out {}",
-                o.alerts_raised, o.alerts_cleared, o.commands_issued, o.commands_succeeded, o.commands_failed, o.commands_timed_out
+                "\n  orchestrator: alerts raised {} cleared {} escalated {}  commands issued {} succeeded {} failed {} timed out {}",
+                o.alerts_raised, o.alerts_cleared, o.alerts_escalated, o.commands_issued, o.commands_succeeded, o.commands_failed, o.commands_timed_out
             )
         })
     }

@@ -74,6 +74,8 @@ pub struct BrainFigures {
     pub alerts_raised: u64,
     /// Alerts cleared.
     pub alerts_cleared: u64,
+    /// Critical alerts escalated for want of acknowledgement.
+    pub alerts_escalated: u64,
     /// Commands issued.
     pub commands_issued: u64,
     /// Commands whose effect was seen.
@@ -113,7 +115,12 @@ impl Brain {
     pub fn with_fleet(policy: Policy, fleet: FleetTracker) -> Self {
         Self {
             fleet,
-            alerts: AlertStore::new(AlertPolicy { raise_after_s: 0.0, clear_after_s: 0.0, ..AlertPolicy::default() }),
+            alerts: AlertStore::new(AlertPolicy {
+                raise_after_s: 0.0,
+                clear_after_s: 0.0,
+                reopen_within_s: policy.alerts.reopen_within,
+                escalate_after_s: policy.alerts.escalate_after,
+            }),
             commands: CommandTracker::new(CommandPolicy::default()),
             policy,
             commanded: BTreeSet::new(),
@@ -259,6 +266,7 @@ impl Brain {
         BrainFigures {
             alerts_raised: audited(|a| matches!(a, AuditAction::Raised | AuditAction::Reopened)),
             alerts_cleared: audited(|a| matches!(a, AuditAction::Cleared)),
+            alerts_escalated: audited(|a| matches!(a, AuditAction::Escalated)),
             commands_issued: commands(|_| true),
             commands_succeeded: commands(|s| s == CommandState::Succeeded),
             commands_failed: commands(|s| s == CommandState::Failed),

@@ -81,10 +81,44 @@ pub struct Decision {
     pub hold_missions: bool,
 }
 
-/// The ordered rules.
+/// How alerts age, from the policy file's `[alerts]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertTimes {
+    /// Unacknowledged critical alerts escalate after this long, like "10m".
+    #[serde(default = "default_escalate_after", deserialize_with = "duration_s")]
+    pub escalate_after: f64,
+    /// An alert raised again within this long of clearing reopens, like "5m".
+    #[serde(default = "default_reopen_within", deserialize_with = "duration_s")]
+    pub reopen_within: f64,
+}
+
+impl Default for AlertTimes {
+    fn default() -> Self {
+        Self { escalate_after: default_escalate_after(), reopen_within: default_reopen_within() }
+    }
+}
+
+fn default_escalate_after() -> f64 {
+    600.0
+}
+
+fn default_reopen_within() -> f64 {
+    300.0
+}
+
+fn duration_s<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::scenario::parse_duration(&text).map(|d| d.as_secs_f64()).map_err(serde::de::Error::custom)
+}
+
+/// The ordered rules, and how alerts age.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
+    /// Escalation and reopening.
+    #[serde(default)]
+    pub alerts: AlertTimes,
     /// Tried in order.
     #[serde(rename = "rule")]
     pub rules: Vec<PolicyRule>,
@@ -168,6 +202,7 @@ mod tests {
     #[test]
     fn the_shipped_policy_maps_alerts_to_commands() {
         let policy = Policy::parse(DEFAULT_POLICY, Path::new("default.toml")).unwrap();
+        assert_eq!((policy.alerts.escalate_after, policy.alerts.reopen_within), (600.0, 300.0));
         let decide = |a: AlertRecord| policy.decide(&a).map(|d| (d.command, d.hold_missions));
         assert_eq!(decide(alert(Component::Brakes, "brake_failure", Severity::Critical, None)), Some((Some(CommandAction::Stop), true)));
         assert_eq!(decide(alert(Component::CoolingSystem, "overheating", Severity::Major, None)), Some((Some(CommandAction::ScheduleMaintenance), true)));
@@ -186,5 +221,7 @@ mod tests {
         assert!(error.contains("max_kph") && error.starts_with("p.toml:2:"), "{error}");
         let error = Policy::parse("[[rule]]\nname = \"all\"\nwhen = {}\naction = \"stop\"\n", Path::new("p.toml")).unwrap_err().to_string();
         assert!(error.contains("at least one condition"), "{error}");
+        let error = Policy::parse("[alerts]\nescalate_after = \"soon\"\n[[rule]]\nname = \"x\"\nwhen = { alert_type = \"x\" }\naction = \"stop\"\n", Path::new("p.toml")).unwrap_err().to_string();
+        assert!(error.starts_with("p.toml:2:") && error.contains("soon"), "{error}");
     }
 }
