@@ -211,6 +211,22 @@ enum AlertsCommand {
         #[arg(long)]
         to: String,
     },
+    /// Hide an alert from the work queue for a while (simulation time).
+    Shelve {
+        #[command(flatten)]
+        change: AlertChange,
+        /// How long, like 30m.
+        #[arg(long = "for", value_parser = parse_duration)]
+        period: Duration,
+    },
+    /// Add a comment to an alert.
+    Comment {
+        #[command(flatten)]
+        change: AlertChange,
+        /// The comment.
+        #[arg(long)]
+        text: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -462,6 +478,8 @@ fn run_alerts(command: AlertsCommand) -> anyhow::Result<()> {
         AlertsCommand::Ack(change) => (change, Operation::Ack),
         AlertsCommand::Clear(change) => (change, Operation::Clear),
         AlertsCommand::Assign { change, to } => (change, Operation::Assign { to }),
+        AlertsCommand::Shelve { change, period } => (change, Operation::Shelve { for_s: period.as_secs_f64() }),
+        AlertsCommand::Comment { change, text } => (change, Operation::Comment { text }),
     };
     crate::console::change(&change.console.redis, &change.console.redis_prefix, &change.id, &change.actor, operation)?;
     println!("{}: done", change.id);

@@ -1,6 +1,5 @@
 //! The operator interface over Redis: the orchestrator publishes every alert to
-//! `{prefix}:alerts` (a hash: id to JSON) and takes operations (acknowledge, clear, assign) from
-//! the `{prefix}:operator:requests` stream, answering each on its own reply list, which
+//! `{prefix}:alerts` (a hash: id to JSON) and takes operations from the `{prefix}:operator:requests` stream, answering each on its own reply list, which
 //! `aegis alerts ...` waits on.
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +18,16 @@ pub enum Operation {
     Assign {
         /// To whom.
         to: String,
+    },
+    /// Hide from the work queue for a while.
+    Shelve {
+        /// Seconds (of simulation time).
+        for_s: f64,
+    },
+    /// Add a comment.
+    Comment {
+        /// The comment.
+        text: String,
     },
 }
 
@@ -68,6 +77,8 @@ pub fn apply(store: &mut AlertStore, request: &Request, at: f64) -> Reply {
         Operation::Ack => store.acknowledge(&request.alert, &request.actor, at),
         Operation::Clear => store.clear(&request.alert, &request.actor, at),
         Operation::Assign { to } => store.assign(&request.alert, to, &request.actor, at),
+        Operation::Shelve { for_s } => store.shelve(&request.alert, at + for_s.max(0.0), &request.actor, at),
+        Operation::Comment { text } => store.comment(&request.alert, text, &request.actor, at),
     };
     match result {
         Ok(()) => Reply { ok: true, error: None },

@@ -371,10 +371,18 @@ fn the_orchestrator_over_redis_raises_alerts_commands_the_fleet_and_answers_oper
     assert!(acked.status.success(), "{}", String::from_utf8_lossy(&acked.stderr));
     let assigned = aegis(&["alerts", "assign", &first, "--to", "ben"]);
     assert!(assigned.status.success(), "{}", String::from_utf8_lossy(&assigned.stderr));
+    for args in [&["alerts", "comment", &first, "--text", "parts ordered"][..], &["alerts", "shelve", &first, "--for", "30m"][..]] {
+        let out = aegis(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
     let unknown = aegis(&["alerts", "clear", "A999999"]);
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no alert `A999999`"));
-    wait_until(LIMIT, "the acknowledgement shows", || listed(true).iter().any(|a| a["id"] == first.as_str() && a["acknowledged"] == true && a["assignee"] == "ben"));
+    wait_until(LIMIT, "the operations show", || {
+        listed(true).iter().any(|a| {
+            a["id"] == first.as_str() && a["acknowledged"] == true && a["assignee"] == "ben" && a["notes"][0]["text"] == "parts ordered" && a["shelved_until"].is_number()
+        })
+    });
     let status = aegis(&["fleet", "status"]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(status["fleet"]["vehicles"], 4);
