@@ -11,7 +11,7 @@ use crate::app::{RunOptions, run_headless};
 use crate::bus::RedisConfig;
 use crate::model::VehicleId;
 use crate::orchestrator::OrchestratorOptions;
-use crate::orchestrator::policy::{DEFAULT_POLICY, Policy};
+use crate::orchestrator::policy::Policy;
 use crate::scenario::{Scenario, parse_duration};
 use crate::sim::{Members, Speed};
 
@@ -531,7 +531,7 @@ fn run_scenario(args: RunArgs) -> anyhow::Result<()> {
     options.telemetry_out = args.telemetry_out;
     options.policy = Some(match &args.policy {
         Some(path) => Policy::load(path)?,
-        None => Policy::parse(DEFAULT_POLICY, "assets/policies/default.toml".as_ref())?,
+        None => Policy::shipped(),
     });
     if !args.headless {
         #[cfg(feature = "gui")]

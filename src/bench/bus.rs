@@ -188,7 +188,6 @@ pub fn bench_bus(url: &str, vehicles: u32, paced_for: Duration, burst: u32) -> a
     runtime.block_on(delete_keys(&config))?;
 
     latencies.sort_by(f64::total_cmp);
-    let quantile = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
     let messages_per_second = full_load_messages as f64 / full_load_done.unwrap_or(f64::INFINITY);
     let ceiling = redis_benchmark_ceiling(url, payload_bytes);
     Ok(BusBench {
@@ -199,8 +198,8 @@ pub fn bench_bus(url: &str, vehicles: u32, paced_for: Duration, burst: u32) -> a
         full_load_messages,
         paced_offered_per_second: paced_messages as f64 / paced_published,
         paced_consumed_per_second: paced_messages as f64 / (last_at - paced_start_at).max(1e-9),
-        latency_p50_ms: quantile(0.5),
-        latency_p99_ms: quantile(0.99),
+        latency_p50_ms: super::quantile(&latencies, 0.5),
+        latency_p99_ms: super::quantile(&latencies, 0.99),
         latency_max_ms: latencies.last().copied().unwrap_or(0.0),
         ceiling_xadd_per_second: ceiling,
         fraction_of_ceiling: ceiling.map(|c| messages_per_second / c),

@@ -5,6 +5,11 @@ mod bus;
 mod orchestrator;
 
 pub use bus::{BusBench, bench_bus};
+
+/// The `q` quantile (0 to 1) of sorted values, nearest rank; 0 when there are none.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted.get(((sorted.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0)
+}
 pub use orchestrator::{OrchestratorBench, bench_orchestrator};
 
 use std::sync::Arc;

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::bus::sample_frame;
 use crate::model::{Body, Envelope, Event, EventKind, RuleDecision, VehicleId};
 use crate::orchestrator::brain::Brain;
-use crate::orchestrator::policy::{DEFAULT_POLICY, Policy};
+use crate::orchestrator::policy::Policy;
 
 /// Figures from `aegis bench orchestrator`.
 #[derive(Debug, Clone, Serialize)]
@@ -81,7 +81,7 @@ fn second_of_traffic(vehicles: u32, second: u64, seq: &mut [u64]) -> Vec<Envelop
 /// Runs the bench for `seconds` of wall time.
 pub fn bench_orchestrator(vehicles: u32, seconds: u32) -> anyhow::Result<OrchestratorBench> {
     anyhow::ensure!(vehicles > 0, "--vehicles: expected at least one vehicle");
-    let policy = Policy::parse(DEFAULT_POLICY, "assets/policies/default.toml".as_ref())?;
+    let policy = Policy::shipped();
 
     // Capacity: the same traffic, flat out.
     let mut seq = vec![0u64; vehicles as usize];
@@ -134,7 +134,6 @@ pub fn bench_orchestrator(vehicles: u32, seconds: u32) -> anyhow::Result<Orchest
     let elapsed = started.elapsed().as_secs_f64();
     generator.join().map_err(|_| anyhow::anyhow!("the traffic generator panicked"))?;
     latencies.sort_by(f64::total_cmp);
-    let quantile = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
     let offered = ingested as f64 / f64::from(seconds);
     Ok(OrchestratorBench {
         vehicles,
@@ -144,8 +143,8 @@ pub fn bench_orchestrator(vehicles: u32, seconds: u32) -> anyhow::Result<Orchest
         // Done within a second of the last message being offered.
         keeps_up: elapsed <= f64::from(seconds) + 1.0,
         max_backlog,
-        alert_latency_p50_ms: quantile(0.5),
-        alert_latency_p99_ms: quantile(0.99),
+        alert_latency_p50_ms: super::quantile(&latencies, 0.5),
+        alert_latency_p99_ms: super::quantile(&latencies, 0.99),
         alerts: latencies.len() as u64,
         capacity_per_second,
     })

@@ -279,7 +279,6 @@ impl Brain {
 mod tests {
     use super::*;
     use crate::model::{Telemetry, TelemetryFrame};
-    use crate::orchestrator::policy::DEFAULT_POLICY;
 
     fn frame(step: u32, stuck_oil: bool) -> Envelope {
         let mut metrics = TelemetryFrame::default();
@@ -295,7 +294,7 @@ mod tests {
 
     #[test]
     fn a_stuck_sensor_is_a_data_quality_alert_that_clears_when_it_moves_again() {
-        let mut brain = Brain::new(Policy::parse(DEFAULT_POLICY, "default.toml".as_ref()).unwrap());
+        let mut brain = Brain::new(Policy::shipped());
         let now = Instant::now();
         for step in 0..40 {
             brain.ingest(&frame(step, false), now);

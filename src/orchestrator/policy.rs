@@ -128,6 +128,11 @@ pub struct Policy {
 pub const DEFAULT_POLICY: &str = include_str!("../../assets/policies/default.toml");
 
 impl Policy {
+    /// The policy shipped with AEGIS (assets/policies/default.toml).
+    pub fn shipped() -> Policy {
+        Self::parse(DEFAULT_POLICY, Path::new("assets/policies/default.toml")).expect("the shipped policy parses (a unit test checks it)")
+    }
+
     /// Reads a policy file; errors name the file, line and column.
     pub fn load(path: &Path) -> Result<Policy, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_owned(), source })?;
@@ -201,7 +206,7 @@ mod tests {
 
     #[test]
     fn the_shipped_policy_maps_alerts_to_commands() {
-        let policy = Policy::parse(DEFAULT_POLICY, Path::new("default.toml")).unwrap();
+        let policy = Policy::shipped();
         assert_eq!((policy.alerts.escalate_after, policy.alerts.reopen_within), (600.0, 300.0));
         let decide = |a: AlertRecord| policy.decide(&a).map(|d| (d.command, d.hold_missions));
         assert_eq!(decide(alert(Component::Brakes, "brake_failure", Severity::Critical, None)), Some((Some(CommandAction::Stop), true)));

@@ -51,7 +51,7 @@ impl OrchestratorOptions {
             claim_idle: Duration::from_secs(10),
             offline_after: Duration::from_secs(super::tracker::HEARTBEAT_INTERVAL_S * u64::from(super::tracker::MISSED_HEARTBEATS)),
             summary: None,
-            policy: Policy::parse(super::policy::DEFAULT_POLICY, "assets/policies/default.toml".as_ref()).expect("the shipped policy parses"),
+            policy: Policy::shipped(),
             progress_every: Duration::from_secs(5),
         }
     }
@@ -242,13 +242,13 @@ impl Run {
         }
         let now = Instant::now();
         let mut done = Vec::with_capacity(batch.deliveries.len() + batch.trimmed.len());
-        let mut touched = BTreeMap::new();
+        let mut touched = std::collections::BTreeSet::new();
         for delivery in &batch.deliveries {
             self.latest_sim_time = self.latest_sim_time.max(delivery.envelope.sim_time);
             let (ingested, change) = self.brain.ingest(&delivery.envelope, now);
             if ingested == Ingested::New {
                 self.messages += 1;
-                touched.insert(delivery.envelope.vehicle_id, ());
+                touched.insert(delivery.envelope.vehicle_id);
             }
             if let Some(change) = change {
                 self.came_online += 1;
@@ -258,7 +258,7 @@ impl Run {
         }
         done.extend(batch.trimmed);
         let mut seen_updates: BTreeMap<u16, redis::Cmd> = BTreeMap::new();
-        for vehicle in touched.keys() {
+        for vehicle in &touched {
             let partition = partition_of(*vehicle);
             let cmd = seen_updates.entry(partition).or_insert_with(|| {
                 let mut cmd = redis::cmd("HSET");

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use aegis::app::{RunOptions, run_headless};
-use aegis::orchestrator::policy::{DEFAULT_POLICY, Policy};
+use aegis::orchestrator::policy::Policy;
 use aegis::scenario::Scenario;
 
 #[test]
@@ -13,7 +13,7 @@ fn overheating_raises_alerts_the_vehicles_obey_and_repair_clears_them() {
     let scenario = Scenario::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/coolant_leak.toml"))).unwrap();
     let mut options = RunOptions::from_scenario(scenario);
     options.duration = Duration::from_secs(2 * 3600);
-    options.policy = Some(Policy::parse(DEFAULT_POLICY, Path::new("default.toml")).unwrap());
+    options.policy = Some(Policy::shipped());
     let summary = run_headless(&options).unwrap();
     let figures = summary.orchestrator.expect("the orchestrator ran");
     assert!(figures.alerts_raised >= 2, "both leaking vehicles alert: {figures:?}");
@@ -43,7 +43,7 @@ fn full_loop(name: &str, component: aegis::model::Component, alert_type: &str) {
     let scenario = Scenario::load(Path::new(&path)).unwrap();
     let failing: Vec<_> = scenario.failures.iter().flat_map(|f| f.get_ref().vehicles.clone()).collect();
     let mut options = RunOptions::from_scenario(scenario);
-    options.policy = Some(Policy::parse(DEFAULT_POLICY, Path::new("default.toml")).unwrap());
+    options.policy = Some(Policy::shipped());
     let summary = run_headless(&options).unwrap();
     let figures = summary.orchestrator.unwrap();
     let ours: Vec<_> = summary.alerts.iter().filter(|a| a.key.component == component && a.key.alert_type == alert_type).collect();

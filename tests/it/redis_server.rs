@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aegis::bus::keys::{Family, Keys};
+
 /// A redis-server child process.
 pub struct RedisServer {
     pub port: u16,
@@ -61,9 +63,9 @@ impl RedisServer {
     }
 
     /// Entries in all partitions of one stream family of prefix `aegis`.
-    pub fn entries(&self, family: &str) -> u64 {
+    pub fn entries(&self, family: Family) -> u64 {
         let mut connection = self.connection();
-        (0..16).map(|p| redis::cmd("XLEN").arg(format!("aegis:{{p{p:02}}}:{family}")).query::<u64>(&mut connection).unwrap_or(0)).sum()
+        Keys::new("aegis").streams(family).iter().map(|stream| redis::cmd("XLEN").arg(stream).query::<u64>(&mut connection).unwrap_or(0)).sum()
     }
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aegis::bus::keys::{Family, Keys};
 use aegis::bus::{Backlog, Bus, Filter, RedisBus, RedisConfig};
 use aegis::model::{Body, Envelope, VehicleId};
 
@@ -41,11 +42,17 @@ fn stop(process: Aegis) -> serde_json::Value {
     process.finish()
 }
 
+/// The uplink streams of all partitions under prefix `aegis`.
+fn uplinks() -> Vec<String> {
+    Keys::new("aegis").streams(Family::Uplink)
+}
+
 fn group_pending(server: &RedisServer) -> u64 {
     let mut connection = server.connection();
-    (0..16)
-        .map(|p| {
-            let reply: redis::Value = redis::cmd("XPENDING").arg(format!("aegis:{{p{p:02}}}:uplink")).arg("orchestrator").query(&mut connection).unwrap();
+    uplinks()
+        .iter()
+        .map(|stream| {
+            let reply: redis::Value = redis::cmd("XPENDING").arg(stream).arg("orchestrator").query(&mut connection).unwrap();
             match reply {
                 redis::Value::Array(parts) => match parts.first() {
                     Some(redis::Value::Int(count)) => *count as u64,
@@ -60,9 +67,10 @@ fn group_pending(server: &RedisServer) -> u64 {
 /// Entries the orchestrator group has been handed, over all partitions.
 fn group_read(server: &RedisServer) -> u64 {
     let mut connection = server.connection();
-    (0..16)
-        .map(|p| {
-            let groups: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO").arg("GROUPS").arg(format!("aegis:{{p{p:02}}}:uplink")).query(&mut connection).unwrap();
+    uplinks()
+        .iter()
+        .map(|stream| {
+            let groups: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO").arg("GROUPS").arg(stream).query(&mut connection).unwrap();
             groups.groups.iter().filter(|g| g.name == "orchestrator").map(|g| g.entries_read.unwrap_or(0) as u64).sum::<u64>()
         })
         .sum()
@@ -121,7 +129,7 @@ fn redis_killed_mid_run_and_restarted_loses_nothing() {
     let mut server = RedisServer::start();
     let center = orchestrator(dir.path(), "orchestrator", &server, &[]);
     let producer = fleet(dir.path(), "fleet", &server, &["--speed", "60", "--duration", "6m"]);
-    wait_until(LIMIT, "the fleet has published for a while", || server.entries("uplink") >= 2000);
+    wait_until(LIMIT, "the fleet has published for a while", || server.entries(Family::Uplink) >= 2000);
     server.kill();
     server.restart();
     let produced = producer.finish();
@@ -158,8 +166,8 @@ fn a_producer_outage_at_start_is_buffered_spilled_and_replayed_in_order() {
     let mut connection = server.connection();
     let mut last: BTreeMap<String, u64> = BTreeMap::new();
     let mut entries = 0;
-    for p in 0..16 {
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE").arg(format!("aegis:{{p{p:02}}}:uplink")).arg("-").arg("+").query(&mut connection).unwrap();
+    for stream in uplinks() {
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE").arg(stream).arg("-").arg("+").query(&mut connection).unwrap();
         for entry in reply.ids {
             let data: String = entry.get("data").unwrap();
             let envelope = Envelope::from_json(&data).unwrap();
@@ -178,10 +186,10 @@ fn a_killed_consumer_is_replaced_and_its_pending_entries_reclaimed() {
     let dir = tempfile::tempdir().unwrap();
     let server = RedisServer::start();
     let producer = fleet(dir.path(), "fleet", &server, &["--speed", "60", "--duration", "5m"]);
-    wait_until(LIMIT, "the fleet has published for a while", || server.entries("uplink") >= 1500);
+    wait_until(LIMIT, "the fleet has published for a while", || server.entries(Family::Uplink) >= 1500);
     // A consumer of the group that read entries and died before acknowledging them.
     let mut connection = server.connection();
-    let streams: Vec<String> = (0..16).map(|p| format!("aegis:{{p{p:02}}}:uplink")).collect();
+    let streams = uplinks();
     for stream in &streams {
         let _: () = redis::cmd("XGROUP").arg("CREATE").arg(stream).arg("orchestrator").arg("0").query(&mut connection).unwrap();
     }
@@ -190,7 +198,7 @@ fn a_killed_consumer_is_replaced_and_its_pending_entries_reclaimed() {
     assert!(ghost_pending > 0);
     // A real orchestrator, killed mid-run.
     let first = orchestrator(dir.path(), "first", &server, &["--claim-idle", "1h"]);
-    let at_kill = server.entries("uplink");
+    let at_kill = server.entries(Family::Uplink);
     wait_until(LIMIT, "the first orchestrator has processed some", || group_read(&server) > at_kill);
     first.signal("KILL");
     drop(first);
@@ -243,7 +251,7 @@ fn malformed_entries_are_dead_lettered_counted_and_logged_once() {
         ids.push(id);
     }
     let _: String = redis::cmd("XADD").arg("aegis:{p00}:uplink").arg("*").arg("kind").arg("heartbeat").arg("data").arg(&good_json).query(&mut connection).unwrap();
-    wait_until(LIMIT, "every bad entry is dead-lettered", || server.entries("deadletter") == bad.len() as u64);
+    wait_until(LIMIT, "every bad entry is dead-lettered", || server.entries(Family::DeadLetter) == bad.len() as u64);
     let log = center.log();
     let summary = stop(center);
     assert_eq!((n(&summary, "/malformed"), n(&summary, "/messages")), (bad.len() as u64, 1), "{summary}");
@@ -313,7 +321,7 @@ fn the_bus_keeps_publishing_while_redis_is_away() {
     let stats = bus.stats();
     assert_eq!((stats.acknowledged, stats.dropped, stats.backlog), (50, 0, 0));
     assert!(stats.spilled > 0);
-    assert_eq!(server.entries("uplink"), 50);
+    assert_eq!(server.entries(Family::Uplink), 50);
 }
 
 #[test]
@@ -323,7 +331,7 @@ fn a_command_over_redis_reaches_the_vehicle_and_is_acknowledged() {
     let url = server.url();
     let agent = Aegis::start(dir.path(), "vehicle", &["vehicle", "--scenario", "scenarios/demo.toml", "--id", "V0003", "--redis", &url, "--speed", "20", "--duration", "1h"]);
     // Once it publishes, its command subscription exists (it is made before the first step).
-    wait_until(LIMIT, "the vehicle publishes", || server.entries("uplink") > 0);
+    wait_until(LIMIT, "the vehicle publishes", || server.entries(Family::Uplink) > 0);
     let command = Envelope::new(
         VehicleId(3),
         0,

@@ -87,7 +87,7 @@ impl SendQueue {
             self.spill = Some(open_spill(&self.spill_path)?);
         }
         let spill = self.spill.as_mut().expect("opened above");
-        let line = format!("{} {} {} {} {}\n", message.partition, message.kind.as_str(), message.vehicle, message.seq, message.data);
+        let line = spill_line(&message);
         if spill.bytes_written + line.len() as u64 > self.spill_limit {
             return Ok(Pushed::Dropped);
         }
@@ -161,7 +161,7 @@ impl SendQueue {
         };
         let mut out = BufWriter::new(File::create(&self.spill_path)?);
         for message in self.memory.drain(..) {
-            writeln!(out, "{} {} {} {} {}", message.partition, message.kind.as_str(), message.vehicle, message.seq, message.data)?;
+            out.write_all(spill_line(&message).as_bytes())?;
         }
         out.write_all(rest.as_bytes())?;
         out.flush()?;
@@ -179,7 +179,12 @@ fn open_spill(path: &Path) -> std::io::Result<Spill> {
     Ok(Spill { path: path.to_owned(), writer: BufWriter::with_capacity(1 << 20, file), reader: BufReader::new(reader), lines: 0, bytes_written: 0 })
 }
 
-/// A spill line: `partition kind vehicle seq json`.
+/// A spill line: `partition kind vehicle seq json` and a newline.
+fn spill_line(message: &Queued) -> String {
+    format!("{} {} {} {} {}\n", message.partition, message.kind.as_str(), message.vehicle, message.seq, message.data)
+}
+
+/// Reads a [`spill_line`] (without its newline).
 fn parse_line(line: &str) -> Option<Queued> {
     let mut parts = line.splitn(5, ' ');
     let partition = parts.next()?.parse().ok()?;
