@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Alert, Component, FailureMode, Telemetry, ValidationError, VehicleId, VehicleStatus};
+use super::{Alert, Component, FailureMode, MissionKind, MissionStop, Telemetry, ValidationError, VehicleId, VehicleStatus};
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -123,6 +123,29 @@ pub enum EventKind {
         /// Component.
         component: Component,
     },
+    /// The vehicle reached one of its mission's stops.
+    MissionProgress {
+        /// Mission.
+        mission_id: String,
+        /// Stops reached so far, from 1.
+        reached: u16,
+        /// Stops in the mission.
+        of: u16,
+        /// The stop just reached.
+        stop: String,
+    },
+    /// The vehicle reached its mission's last stop.
+    MissionCompleted {
+        /// Mission.
+        mission_id: String,
+    },
+    /// The vehicle gave its mission up (recalled, or its own rules sent it home).
+    MissionAbandoned {
+        /// Mission.
+        mission_id: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A vehicle event.
@@ -154,6 +177,15 @@ pub enum CommandAction {
     ChangeMission {
         /// Name of the destination depot.
         destination_depot: String,
+    },
+    /// Drive this mission now, in place of any other work.
+    AssignMission {
+        /// Mission id, echoed in progress events.
+        mission_id: String,
+        /// What it is for.
+        kind: MissionKind,
+        /// Stops in order; the last is where the vehicle ends up.
+        stops: Vec<MissionStop>,
     },
 }
 
@@ -328,6 +360,11 @@ impl Envelope {
                     && (!max_kph.is_finite() || !(0.0..=250.0).contains(&max_kph))
                 {
                     return Err(ValidationError::new("payload.action.max_kph", format!("{max_kph} is outside [0, 250]")));
+                }
+                if let CommandAction::AssignMission { stops, .. } = &c.action
+                    && stops.is_empty()
+                {
+                    return Err(ValidationError::new("payload.action.stops", "a mission needs at least one stop"));
                 }
             }
             Body::Event(Event { event: EventKind::RuleTriggered { value, .. } }) if !value.is_finite() => {

@@ -3,6 +3,7 @@
 
 mod alert;
 mod message;
+mod mission;
 pub mod metrics;
 mod telemetry;
 mod vehicle;
@@ -12,6 +13,7 @@ pub use message::{
     Body, Command, CommandAck, Presence, CommandAction, CommandOutcome, Envelope, Event, EventKind, Heartbeat,
     MessageKind, PROTOCOL_VERSION, ParseError, RuleDecision,
 };
+pub use mission::{MissionKind, MissionStop};
 pub use metrics::{METRIC_COUNT, METRICS, Metric, MetricGroup, MetricSpec};
 pub use telemetry::{FailureTruth, Telemetry, TelemetryFrame};
 pub use vehicle::{

@@ -99,7 +99,7 @@ impl TrackedCommand {
             CommandAction::Resume => effect.status != VehicleStatus::Stopped,
             CommandAction::ReturnToDepot => matches!(effect.status, VehicleStatus::Returning | VehicleStatus::Idle | VehicleStatus::InMaintenance),
             CommandAction::ScheduleMaintenance => matches!(effect.status, VehicleStatus::Returning | VehicleStatus::InMaintenance),
-            CommandAction::ChangeMission { .. } => effect.status == VehicleStatus::EnRoute,
+            CommandAction::ChangeMission { .. } | CommandAction::AssignMission { .. } => effect.status == VehicleStatus::EnRoute,
         }
     }
 

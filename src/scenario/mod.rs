@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::model::{FailureMode, Metric, VehicleId, VehicleModel};
+use crate::model::{FailureMode, Metric, MissionKind, VehicleId, VehicleModel};
 
 /// A whole scenario.
 #[derive(Debug, Clone, Deserialize)]
@@ -35,6 +35,35 @@ pub struct Scenario {
     /// Failures to inject.
     #[serde(default)]
     pub failures: Vec<toml::Spanned<FailureSpec>>,
+    /// Missions the orchestrator generates and assigns. Without them vehicles run their
+    /// depots' local delivery rounds only.
+    #[serde(default)]
+    pub missions: Option<MissionSpec>,
+}
+
+/// The mission generator's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MissionSpec {
+    /// Deliveries between depots, or patrols of junctions from a depot.
+    #[serde(default)]
+    pub kind: MissionKind,
+    /// Missions generated per simulated hour.
+    pub per_hour: f32,
+    /// Junctions a patrol visits before it returns.
+    #[serde(default = "default_patrol_stops")]
+    pub stops: u16,
+    /// A mission nobody has started within this time is dropped as missed, e.g. `"2h"`.
+    #[serde(default = "default_deadline", deserialize_with = "duration_field")]
+    pub deadline: Duration,
+}
+
+fn default_patrol_stops() -> u16 {
+    4
+}
+
+fn default_deadline() -> Duration {
+    Duration::from_secs(2 * 3600)
 }
 
 /// The fleet.
@@ -304,6 +333,20 @@ impl Scenario {
         }
         if !(0.0..=24.0).contains(&self.environment.start_hour) {
             return Err(whole("environment.start_hour: expected an hour from 0 to 24".into()));
+        }
+        if let Some(missions) = &self.missions {
+            if !(missions.per_hour.is_finite() && missions.per_hour > 0.0 && missions.per_hour <= 100_000.0) {
+                return Err(whole(format!("missions.per_hour: expected a rate above 0 and at most 100000, found {}", missions.per_hour)));
+            }
+            if !(1..=20).contains(&missions.stops) {
+                return Err(whole(format!("missions.stops: expected 1 to 20 junctions, found {}", missions.stops)));
+            }
+            if missions.kind == MissionKind::Delivery && self.fleet.depots.len() < 2 {
+                return Err(whole("missions.kind: deliveries run between depots, so they need at least two".into()));
+            }
+            if missions.deadline.is_zero() {
+                return Err(whole("missions.deadline: expected a duration above zero".into()));
+            }
         }
         for failure in &self.failures {
             let at = Some(failure.span().start);

@@ -4,7 +4,7 @@ use bevy::prelude::*;
 
 use super::clock::SimClock;
 use super::outbox::{BusHandle, Outbox, SimCounters};
-use super::vehicle::{Navigation, Plan, RuleState, Vehicle};
+use super::vehicle::{ActiveMission, Navigation, Plan, RuleState, Vehicle};
 use super::world::RoadNetwork;
 use super::VehicleIndex;
 use crate::bus::{Backlog, Filter, Subscription};
@@ -84,6 +84,7 @@ fn recover(vehicle: &Vehicle, nav: &mut Navigation, rules: &mut RuleState, trans
     let at = network.position(node);
     transform.translation = Vec3::new(at.x, transform.translation.y, at.y);
     *velocity = Velocity::zero();
+    nav.abandon_mission("recovered to the depot", vehicle.home_depot);
     nav.from = node;
     nav.to = node;
     nav.plan = Plan::ToDepot(vehicle.home_depot);
@@ -96,6 +97,10 @@ fn recover(vehicle: &Vehicle, nav: &mut Navigation, rules: &mut RuleState, trans
 
 fn apply(action: &CommandAction, vehicle: &Vehicle, nav: &mut Navigation, rules: &mut RuleState, network: &RoadNetwork) -> Result<(), String> {
     let driving = matches!(nav.status, VehicleStatus::EnRoute | VehicleStatus::Returning);
+    // Any order that takes the vehicle off its route ends its mission; the centre re-assigns it.
+    if matches!(action, CommandAction::Stop | CommandAction::ReturnToDepot | CommandAction::ScheduleMaintenance) {
+        nav.abandon_mission("recalled by the centre", vehicle.home_depot);
+    }
     match action {
         CommandAction::ReduceSpeed { max_kph } => nav.commanded_cap_mps = Some(max_kph / 3.6),
         CommandAction::Stop => {
@@ -126,7 +131,35 @@ fn apply(action: &CommandAction, vehicle: &Vehicle, nav: &mut Navigation, rules:
         }
         CommandAction::ChangeMission { destination_depot } => {
             let depot = network.depot_named(destination_depot).ok_or_else(|| format!("no depot named `{destination_depot}`"))?;
+            nav.abandon_mission(&format!("sent to depot {destination_depot}"), vehicle.home_depot);
             nav.plan = Plan::ToDepot(depot as u16);
+        }
+        CommandAction::AssignMission { mission_id, stops, .. } => {
+            let unavailable = match nav.status {
+                VehicleStatus::InMaintenance => Some("in maintenance"),
+                VehicleStatus::Stopped => Some("stopped"),
+                VehicleStatus::Returning => Some("returning to its depot"),
+                VehicleStatus::Offline => Some("offline"),
+                VehicleStatus::Idle | VehicleStatus::EnRoute => None,
+            }
+            .or(nav.maintenance_due.then_some("booked in for maintenance"))
+            .or(nav.stop_commanded.then_some("held by a stop command"))
+            .or((rules.decision >= Some(RuleDecision::LimpMode)).then_some("in limp mode"));
+            if let Some(why) = unavailable {
+                return Err(format!("cannot take mission {mission_id}: the vehicle is {why}"));
+            }
+            if let Some(stop) = stops.iter().find(|s| s.node as usize >= network.nodes.len()) {
+                return Err(format!("mission {mission_id}: stop `{}` (node {}) is not in this world", stop.name, stop.node));
+            }
+            if nav.mission.as_ref().is_some_and(|m| m.id != *mission_id) {
+                nav.abandon_mission(&format!("replaced by mission {mission_id}"), vehicle.home_depot);
+            }
+            nav.mission = Some(ActiveMission { id: mission_id.clone(), stops: stops.clone(), reached: 0 });
+            nav.plan = Plan::Mission;
+            if nav.status == VehicleStatus::Idle {
+                // Leave now rather than after the rest of the dwell.
+                nav.dwell_s = 0.0;
+            }
         }
     }
     Ok(())

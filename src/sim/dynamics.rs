@@ -56,7 +56,12 @@ fn navigate(
                     return;
                 }
                 let here = nav.to;
-                if let Some(depot) = network.depots.iter().position(|d| d.node == here)
+                let depot_here = network.depots.iter().position(|d| d.node == here);
+                if nav.plan == Plan::Mission && nav.reach_stops_at(here) {
+                    // Done: rest at the last stop when it is a depot, else head home.
+                    nav.plan = Plan::ToDepot(depot_here.map_or(vehicle.home_depot, |d| d as u16));
+                }
+                if let Some(depot) = depot_here
                     && nav.plan == Plan::ToDepot(depot as u16)
                 {
                     arrive_at_depot(&mut nav, &mut drive, config.dwell_s, rules);
@@ -64,6 +69,7 @@ fn navigate(
                 }
                 // Limp mode overrides the plan: home, now.
                 if rules.decision == Some(RuleDecision::LimpMode) && nav.plan != Plan::ToDepot(vehicle.home_depot) {
+                    nav.abandon_mission("limp mode: the vehicle's own rules sent it home", vehicle.home_depot);
                     nav.plan = Plan::ToDepot(vehicle.home_depot);
                     nav.status = VehicleStatus::Returning;
                 }
@@ -74,6 +80,13 @@ fn navigate(
                         network.wander(here, nav.from, &mut rng)
                     }
                     Plan::ToDepot(depot) => network.next_towards_depot(depot as usize, here),
+                    Plan::Mission => match nav.mission_target() {
+                        Some(target) => network.next_towards(target, here),
+                        None => {
+                            nav.plan = Plan::ToDepot(vehicle.home_depot);
+                            network.next_towards_depot(vehicle.home_depot as usize, here)
+                        }
+                    },
                 };
                 nav.from = here;
                 nav.to = next;
@@ -99,11 +112,22 @@ fn depart(vehicle: &Vehicle, network: &RoadNetwork, nav: &mut Navigation, drive:
     let mut rng = junction_rng(seed, vehicle, step);
     let depots = network.depots.len() as u16;
     let then_depot = if nav.maintenance_due { vehicle.home_depot } else { rng.random_range(0..depots) };
-    nav.plan = Plan::Deliver { stops_left: rng.random_range(4..12), then_depot };
     // Parked vehicles sit at the depot node they last drove to.
     let start = nav.to;
     nav.from = start;
-    nav.to = network.wander(start, u32::MAX, &mut rng);
+    if nav.mission.is_some() {
+        nav.plan = Plan::Mission;
+        // A delivery often starts where the vehicle is parked.
+        if nav.reach_stops_at(start) {
+            nav.plan = Plan::ToDepot(vehicle.home_depot);
+        }
+    } else {
+        nav.plan = Plan::Deliver { stops_left: rng.random_range(4..12), then_depot };
+    }
+    nav.to = match (nav.plan, nav.mission_target()) {
+        (Plan::Mission, Some(target)) => network.next_towards(target, start),
+        _ => network.wander(start, u32::MAX, &mut rng),
+    };
     nav.status = VehicleStatus::EnRoute;
     drive.engine_on = true;
     drive.cranking_s = 1.5;

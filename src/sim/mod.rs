@@ -8,6 +8,7 @@ pub mod condition;
 pub mod dynamics;
 pub mod environment;
 pub mod failures;
+mod missions;
 pub mod outbox;
 pub mod rules;
 pub mod sensors;
@@ -86,6 +87,7 @@ impl Plugin for SimPlugin {
             condition::plugin,
             sensors::plugin,
             rules::plugin,
+            missions::plugin,
         ));
         app.add_systems(Startup, (vehicle::spawn_fleet, index_vehicles).chain());
     }

@@ -6,7 +6,7 @@ use bevy_rapier3d::prelude::*;
 use rand::{SeedableRng, rngs::SmallRng};
 
 use super::world::RoadNetwork;
-use crate::model::{ComponentHealth, Metric, RuleDecision, TelemetryFrame, VehicleId, VehicleModel, VehicleStatus};
+use crate::model::{ComponentHealth, EventKind, Metric, MissionStop, RuleDecision, TelemetryFrame, VehicleId, VehicleModel, VehicleStatus};
 
 /// Physical specification of a vehicle model.
 #[derive(Debug, Clone, Copy)]
@@ -299,6 +299,19 @@ pub enum Plan {
     },
     /// Head to this depot.
     ToDepot(u16),
+    /// Drive the assigned mission's next stop.
+    Mission,
+}
+
+/// A mission the centre assigned, being driven.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveMission {
+    /// Mission id.
+    pub id: String,
+    /// Stops in order.
+    pub stops: Vec<MissionStop>,
+    /// Stops reached so far.
+    pub reached: usize,
 }
 
 /// Where the vehicle is going and what limits apply.
@@ -324,6 +337,48 @@ pub struct Navigation {
     pub maintenance_due: bool,
     /// The status last announced in a `status_changed` event.
     pub announced_status: VehicleStatus,
+    /// The mission being driven, if any.
+    pub mission: Option<ActiveMission>,
+    /// Mission events waiting to be sent: navigation runs in parallel and cannot reach the
+    /// outbox itself.
+    pub mission_events: Vec<EventKind>,
+}
+
+impl Navigation {
+    /// Gives the mission up, if there is one, saying why; the vehicle heads for depot `home`.
+    pub fn abandon_mission(&mut self, reason: &str, home: u16) {
+        if let Some(mission) = self.mission.take() {
+            self.mission_events.push(EventKind::MissionAbandoned { mission_id: mission.id, reason: reason.to_owned() });
+            if self.plan == Plan::Mission {
+                self.plan = Plan::ToDepot(home);
+            }
+        }
+    }
+
+    /// Counts the mission's stops at node `here` as reached. Returns whether that finished it.
+    pub fn reach_stops_at(&mut self, here: u32) -> bool {
+        let Some(mission) = &mut self.mission else { return false };
+        while let Some(stop) = mission.stops.get(mission.reached).filter(|s| s.node == here) {
+            mission.reached += 1;
+            self.mission_events.push(EventKind::MissionProgress {
+                mission_id: mission.id.clone(),
+                reached: mission.reached as u16,
+                of: mission.stops.len() as u16,
+                stop: stop.name.clone(),
+            });
+        }
+        if mission.reached < mission.stops.len() {
+            return false;
+        }
+        self.mission_events.push(EventKind::MissionCompleted { mission_id: mission.id.clone() });
+        self.mission = None;
+        true
+    }
+
+    /// The node the mission heads for next.
+    pub fn mission_target(&self) -> Option<u32> {
+        self.mission.as_ref().and_then(|m| m.stops.get(m.reached)).map(|s| s.node)
+    }
 }
 
 impl Default for Navigation {
@@ -339,6 +394,8 @@ impl Default for Navigation {
             stop_commanded: false,
             maintenance_due: false,
             announced_status: VehicleStatus::Idle,
+            mission: None,
+            mission_events: Vec::new(),
         }
     }
 }

@@ -161,8 +161,9 @@ impl RoadNetwork {
         network
     }
 
-    /// Dijkstra on travel time towards `target`; returns each node's next hop.
-    fn routes_to(&self, target: u32) -> Vec<u32> {
+    /// Dijkstra on travel time towards `target`: each node's time to it in seconds, and its
+    /// next hop on the way.
+    pub fn fastest_to(&self, target: u32) -> (Vec<f32>, Vec<u32>) {
         let mut best = vec![f32::INFINITY; self.nodes.len()];
         let mut next = vec![u32::MAX; self.nodes.len()];
         let mut queue = BinaryHeap::new();
@@ -181,7 +182,30 @@ impl RoadNetwork {
                 }
             }
         }
-        next
+        (best, next)
+    }
+
+    fn routes_to(&self, target: u32) -> Vec<u32> {
+        self.fastest_to(target).1
+    }
+
+    /// The next node from `here` on the fastest route to node `target`. Depots' routes are
+    /// kept; any other target costs one search of the network, done once per junction reached.
+    pub fn next_towards(&self, target: u32, here: u32) -> u32 {
+        match self.depots.iter().position(|d| d.node == target) {
+            Some(depot) => self.next_hop[depot][here as usize],
+            None => self.fastest_to(target).1[here as usize],
+        }
+    }
+
+    /// The node closest to ground position `at`.
+    pub fn nearest_node(&self, at: Vec2) -> u32 {
+        (0..self.nodes.len() as u32).min_by(|&a, &b| self.nodes[a as usize].distance_squared(at).total_cmp(&self.nodes[b as usize].distance_squared(at))).unwrap_or(0)
+    }
+
+    /// Road junctions, not counting depots: nodes `0..junctions()`.
+    pub fn junctions(&self) -> u32 {
+        (self.nodes.len() - self.depots.len()) as u32
     }
 
     /// Length of a road in metres.

@@ -36,6 +36,18 @@ pub fn every_body() -> Vec<Body> {
         })),
         Body::Command(Command { command_id: "c-1".into(), action: CommandAction::ReduceSpeed { max_kph: 40.0 }, ttl_s: 60.0 }),
         Body::Command(Command { command_id: "c-2".into(), action: CommandAction::ChangeMission { destination_depot: "North".into() }, ttl_s: 60.0 }),
+        Body::Command(Command {
+            command_id: "c-3".into(),
+            action: CommandAction::AssignMission {
+                mission_id: "M000001".into(),
+                kind: MissionKind::Delivery,
+                stops: vec![MissionStop { node: 121, name: "North".into() }, MissionStop { node: 122, name: "East".into() }],
+            },
+            ttl_s: 60.0,
+        }),
+        Body::Event(Event { event: EventKind::MissionProgress { mission_id: "M000001".into(), reached: 1, of: 2, stop: "North".into() } }),
+        Body::Event(Event { event: EventKind::MissionCompleted { mission_id: "M000001".into() } }),
+        Body::Event(Event { event: EventKind::MissionAbandoned { mission_id: "M000001".into(), reason: "recalled".into() } }),
         Body::CommandAck(CommandAck { command_id: "c-1".into(), outcome: CommandOutcome::Accepted, detail: None }),
         Body::Presence(Presence { online: false, last_seen_sim_time: 310.0, silent_s: 15.2 }),
     ]
