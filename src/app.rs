@@ -19,7 +19,9 @@ use serde::Serialize;
 use crate::bus::{Backlog, BusStats, Filter, MemoryBus, SharedBus, Subscription};
 use crate::model::{MessageKind, VehicleId};
 use crate::orchestrator::alerts::AlertRecord;
-use crate::orchestrator::brain::{Brain, BrainFigures};
+use crate::orchestrator::brain::BrainFigures;
+use crate::orchestrator::in_process::Centre;
+use crate::orchestrator::missions::Mission;
 use crate::orchestrator::policy::Policy;
 use crate::scenario::Scenario;
 use crate::sim::clock::{PHYSICS_HZ, SimClock, Speed};
@@ -129,6 +131,9 @@ pub struct RunSummary {
     /// Its alerts at the end, with their histories, by id.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<AlertRecord>,
+    /// Its missions at the end, with their histories, by id.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missions: Vec<Mission>,
 }
 
 impl RunSummary {
@@ -154,6 +159,7 @@ impl RunSummary {
             bus: bus.stats(),
             orchestrator: None,
             alerts: Vec::new(),
+            missions: Vec::new(),
         }
     }
 
@@ -182,8 +188,18 @@ impl RunSummary {
             self.bus.line(),
         ) + &self.orchestrator.map_or(String::new(), |o| {
             format!(
-                "\n  orchestrator: alerts raised {} cleared {} escalated {}  commands issued {} succeeded {} failed {} timed out {}",
-                o.alerts_raised, o.alerts_cleared, o.alerts_escalated, o.commands_issued, o.commands_succeeded, o.commands_failed, o.commands_timed_out
+                "\n  orchestrator: alerts raised {} cleared {} escalated {}  commands issued {} succeeded {} failed {} timed out {}\n  missions: generated {} completed {} re-assigned {} missed {}",
+                o.alerts_raised,
+                o.alerts_cleared,
+                o.alerts_escalated,
+                o.commands_issued,
+                o.commands_succeeded,
+                o.commands_failed,
+                o.commands_timed_out,
+                o.missions.missions_generated,
+                o.missions.missions_completed,
+                o.missions.missions_reassigned,
+                o.missions.missions_missed
             )
         })
     }
@@ -234,12 +250,7 @@ pub fn run_headless(options: &RunOptions) -> anyhow::Result<RunSummary> {
 /// the summary. Publishing never waits on the bus; flushing it is the caller's business.
 pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> anyhow::Result<RunSummary> {
     let mut recorder = options.telemetry_out.as_deref().map(|p| Recorder::open(p, &bus)).transpose()?;
-    // The centre hears every vehicle message and answers on the same bus; what it sends in
-    // one update the vehicles receive at the next step, so runs stay deterministic.
-    let mut centre = options.policy.clone().map(|policy| {
-        let inbox = bus.subscribe(Filter::kinds(&[MessageKind::Telemetry, MessageKind::Heartbeat, MessageKind::Event, MessageKind::CommandAck]), Backlog::Lossless);
-        (Brain::new(policy), inbox)
-    });
+    let mut centre = options.policy.clone().map(|policy| Centre::new(policy, &options.scenario, bus.clone()));
     let mut app = headless_app(options, bus.clone());
     // One simulated second per update amortises the schedule's overhead; pacing at real time
     // still needs whole seconds only.
@@ -263,14 +274,8 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
             recorder.drain()?;
         }
         let clock = *app.world().resource::<SimClock>();
-        if let Some((brain, inbox)) = &mut centre {
-            let now = Instant::now();
-            for envelope in inbox.try_iter() {
-                brain.ingest(&envelope, now);
-            }
-            for command in brain.tick(clock.seconds()) {
-                bus.publish(command);
-            }
+        if let Some(centre) = &mut centre {
+            centre.step(clock.seconds());
         }
         if let Speed::Factor(factor) = options.speed {
             let due = Duration::from_secs_f64(clock.seconds() / factor);
@@ -300,9 +305,10 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
     let clock = *app.world().resource::<SimClock>();
     let counters = *app.world().resource::<SimCounters>();
     let mut summary = RunSummary::new(options, clock, counters, &bus, started.elapsed());
-    if let Some((brain, _)) = centre {
-        summary.orchestrator = Some(brain.figures());
-        summary.alerts = brain.alerts.all().cloned().collect();
+    if let Some(centre) = centre {
+        summary.orchestrator = Some(centre.brain.figures());
+        summary.alerts = centre.brain.alerts.all().cloned().collect();
+        summary.missions = centre.brain.missions.iter().flat_map(|b| b.all().cloned()).collect();
     }
     Ok(summary)
 }

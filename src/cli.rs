@@ -108,8 +108,12 @@ struct RunArgs {
     #[arg(long)]
     telemetry_out: Option<PathBuf>,
     /// Decision policy for the in-process orchestrator (default: assets/policies/default.toml).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_orchestrator")]
     policy: Option<PathBuf>,
+    /// Simulate the fleet alone: no alerts, commands or missions from a centre, exactly the
+    /// messages `aegis fleet` sends.
+    #[arg(long)]
+    no_orchestrator: bool,
     /// Save one rendered frame to this PNG and exit (3D view only).
     #[arg(long)]
     screenshot: Option<PathBuf>,
@@ -271,6 +275,10 @@ struct OrchestratorArgs {
     /// Decision policy (default: assets/policies/default.toml).
     #[arg(long)]
     policy: Option<PathBuf>,
+    /// The fleet's scenario: its world and `[missions]` table. Without it the orchestrator
+    /// assigns no missions.
+    #[arg(long)]
+    scenario: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -386,9 +394,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(path) = &args.policy {
                 options.policy = Policy::load(path)?;
             }
+            options.scenario = args.scenario.as_deref().map(Scenario::load).transpose()?;
             let summary = crate::processes::run_orchestrator(options)?;
             eprintln!(
-                "[aegis] orchestrator: {} vehicles, {} messages, {} gaps, {} duplicates dropped, {} malformed, {} reclaimed\n  alerts raised {} cleared {}  commands issued {} succeeded {} failed {} timed out {}",
+                "[aegis] orchestrator: {} vehicles, {} messages, {} gaps, {} duplicates dropped, {} malformed, {} reclaimed\n  alerts raised {} cleared {}  commands issued {} succeeded {} failed {} timed out {}\n  missions generated {} completed {} re-assigned {} missed {}",
                 summary.vehicles_seen,
                 summary.messages,
                 summary.gaps,
@@ -400,7 +409,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 summary.decisions.commands_issued,
                 summary.decisions.commands_succeeded,
                 summary.decisions.commands_failed,
-                summary.decisions.commands_timed_out
+                summary.decisions.commands_timed_out,
+                summary.decisions.missions.missions_generated,
+                summary.decisions.missions.missions_completed,
+                summary.decisions.missions.missions_reassigned,
+                summary.decisions.missions.missions_missed
             );
             Ok(())
         }
@@ -529,10 +542,11 @@ fn run_remote(args: RemoteArgs, vehicles: Option<u32>, members: Members, identit
 fn run_scenario(args: RunArgs) -> anyhow::Result<()> {
     let mut options = args.scenario.options(args.vehicles)?;
     options.telemetry_out = args.telemetry_out;
-    options.policy = Some(match &args.policy {
-        Some(path) => Policy::load(path)?,
-        None => Policy::shipped(),
-    });
+    options.policy = match &args.policy {
+        _ if args.no_orchestrator => None,
+        Some(path) => Some(Policy::load(path)?),
+        None => Some(Policy::shipped()),
+    };
     if !args.headless {
         #[cfg(feature = "gui")]
         return crate::gui::run(options, args.screenshot, args.exit_after);

@@ -2,6 +2,7 @@
 //! a free-fly camera, click-to-select with a live metrics panel, and simulation controls.
 
 mod capture;
+mod orchestrator_panel;
 mod panel;
 mod scene;
 
@@ -15,6 +16,7 @@ use bevy_egui::EguiPlugin;
 
 use crate::app::RunOptions;
 use crate::bus::{MemoryBus, SharedBus};
+use crate::orchestrator::in_process::Centre;
 use crate::sim::{SimPlugin, Speed};
 
 /// Highest speed factor the window runs at when `max` is asked for: beyond it frames would
@@ -35,13 +37,18 @@ pub fn run(options: RunOptions, screenshot: Option<PathBuf>, exit_after: Option<
         ..default()
     }));
     app.add_plugins((EguiPlugin::default(), MeshPickingPlugin, FreeCameraPlugin));
-    app.add_plugins(SimPlugin { scenario: options.scenario.clone(), vehicles: options.vehicles, members: options.members, first_seq: options.first_seq.clone(), seed: options.seed, bus });
+    app.add_plugins(SimPlugin { scenario: options.scenario.clone(), vehicles: options.vehicles, members: options.members, first_seq: options.first_seq.clone(), seed: options.seed, bus: bus.clone() });
+    // The orchestrator runs beside the fleet, as in a headless run.
+    if let Some(policy) = options.policy.clone() {
+        app.insert_resource(Centre::new(policy, &options.scenario, bus));
+        app.add_plugins(crate::orchestrator::in_process::plugin);
+    }
     let factor = match options.speed {
         Speed::Factor(f) => f.min(GUI_MAX_SPEED),
         Speed::Max => GUI_MAX_SPEED,
     };
     app.insert_resource(panel::SimSpeed { factor, paused: false });
-    app.add_plugins((scene::plugin, panel::plugin));
+    app.add_plugins((scene::plugin, panel::plugin, orchestrator_panel::plugin));
     if screenshot.is_some() || exit_after.is_some() {
         app.insert_resource(capture::Capture { path: screenshot, after_s: exit_after.unwrap_or(8.0), taken: false });
         app.add_plugins(capture::plugin);

@@ -531,6 +531,11 @@ impl AlertStore {
         }
     }
 
+    /// The connectivity alert of a vehicle now offline.
+    pub fn connectivity_of(&self, vehicle: VehicleId) -> Option<&str> {
+        self.offline.get(&vehicle).map(String::as_str)
+    }
+
     /// One alert.
     pub fn get(&self, id: &str) -> Option<&AlertRecord> {
         self.alerts.get(id)

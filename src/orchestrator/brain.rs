@@ -1,10 +1,10 @@
 //! The orchestrator's decision loop, independent of the transport: vehicle messages in,
 //! alerts raised and cleared, commands out and followed to their verified effect.
 //!
-//! This first slice turns the vehicles' own rule decisions into alerts, adds a central
-//! data-quality rule (stuck sensors), asks the policy what each alert calls for, sends and
-//! tracks that command, and clears an alert when its component is repaired. Peer comparison,
-//! predictions and missions come next (issue 4).
+//! It turns the vehicles' own rule decisions into alerts, adds central data-quality rules,
+//! asks the policy what each alert calls for, sends and tracks that command, clears an alert
+//! when its component is repaired, and keeps the scenario's missions assigned to the vehicles
+//! best placed to do them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -13,34 +13,15 @@ use serde::Serialize;
 
 use super::alerts::{AlertKey, AlertPolicy, AlertStore, AuditAction, Condition, Observation, Origin};
 use super::commands::{CommandPolicy, CommandTracker, CommandState, Effect};
+use super::peers::PeerComparison;
+use super::quality::DataQuality;
+use super::missions::{Candidate, MissionBoard, MissionFigures, MissionState, health_weight};
 use super::policy::Policy;
 use super::tracker::{FleetTracker, Ingested, PresenceChange};
-use crate::model::{Body, Component, Envelope, EventKind, METRIC_COUNT, METRICS, Metric, Recommendation, RecommendedAction, RuleDecision, Severity, TelemetryFrame, VehicleId};
+use crate::model::{Body, CommandAction, Component, Envelope, EventKind, Metric, Recommendation, RecommendedAction, RuleDecision, Severity, VehicleId, VehicleModel, VehicleStatus};
 
 /// Seconds a command stays valid.
 const COMMAND_TTL_S: f64 = 900.0;
-
-/// Identical readings in a row after which a sensor counts as stuck: real sensors carry noise,
-/// so even a steady quantity never reads exactly the same thirty times.
-const STUCK_AFTER: u16 = 30;
-
-/// Metrics that legitimately repeat exactly (counters, positions at rest, pedals, levels that
-/// change slowly at fine resolution), left out of the stuck-sensor check.
-const STEADY_METRICS: [Metric; 9] = [
-    Metric::Gear,
-    Metric::OdometerKm,
-    Metric::PositionXM,
-    Metric::PositionZM,
-    Metric::ThrottlePct,
-    Metric::BrakePedalPct,
-    Metric::FuelLevelPct,
-    Metric::BrakePadFrontMm,
-    Metric::BrakePadRearMm,
-];
-
-/// Per vehicle and metric: the last reading and how often in a row it repeated exactly.
-#[derive(Debug, Clone)]
-struct Repeats([(f32, u16); METRIC_COUNT]);
 
 /// The alert a vehicle rule's decision raises: component, alert type.
 pub fn alert_of_rule(rule: &str) -> Option<(Component, &'static str)> {
@@ -84,6 +65,25 @@ pub struct BrainFigures {
     pub commands_failed: u64,
     /// Commands never acknowledged, or never sent, within their time to live.
     pub commands_timed_out: u64,
+    /// Missions generated, completed, re-assigned and missed.
+    #[serde(flatten)]
+    pub missions: MissionFigures,
+}
+
+/// The fleet at a glance, as `aegis fleet status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetOverview {
+    /// Vehicles by presence and status.
+    #[serde(flatten)]
+    pub fleet: super::tracker::FleetFigures,
+    /// Active alerts by severity.
+    pub active_alerts_by_severity: BTreeMap<Severity, u64>,
+    /// Vehicles holding a mission.
+    pub vehicles_on_mission: u64,
+    /// Mean over vehicles of the health their active alerts leave them (1 = no alerts).
+    pub mean_health: f32,
+    /// Mission counts.
+    pub missions: MissionFigures,
 }
 
 /// The decision loop.
@@ -100,8 +100,16 @@ pub struct Brain {
     commanded: BTreeSet<(String, String, Severity)>,
     /// Sequence numbers of what the centre sends each vehicle.
     seq: BTreeMap<VehicleId, u64>,
-    /// Data-quality state for the stuck-sensor rule.
-    repeats: BTreeMap<VehicleId, Repeats>,
+    /// Data-quality rules' state.
+    quality: DataQuality,
+    /// Peer-comparison state.
+    peers: PeerComparison,
+    /// The scenario, for its missions and each vehicle's model.
+    scenario: Option<crate::scenario::Scenario>,
+    /// Each vehicle's model, by index from vehicle 1, grown as vehicles appear.
+    models: Vec<VehicleModel>,
+    /// The scenario's missions, when it has any.
+    pub missions: Option<MissionBoard>,
 }
 
 impl Brain {
@@ -125,8 +133,31 @@ impl Brain {
             policy,
             commanded: BTreeSet::new(),
             seq: BTreeMap::new(),
-            repeats: BTreeMap::new(),
+            quality: DataQuality::default(),
+            peers: PeerComparison::default(),
+            scenario: None,
+            models: Vec::new(),
+            missions: None,
         }
+    }
+
+    /// Knows the fleet's scenario: vehicles are compared with peers of their model, and the
+    /// scenario's missions (if it has a `[missions]` table) are generated and assigned.
+    pub fn with_scenario(mut self, scenario: &crate::scenario::Scenario) -> Self {
+        self.missions = MissionBoard::for_scenario(scenario);
+        self.scenario = Some(scenario.clone());
+        self
+    }
+
+    /// Vehicle `id`'s model, when the scenario is known. A vehicle's model depends only on its
+    /// number, so the list grows as higher numbers appear.
+    fn model_of(&mut self, id: VehicleId) -> Option<VehicleModel> {
+        let scenario = self.scenario.as_ref()?;
+        let index = (id.0 as usize).checked_sub(1)?;
+        if index >= self.models.len() {
+            self.models = scenario.fleet_models((index as u32 + 1).next_power_of_two());
+        }
+        self.models.get(index).copied()
     }
 
     /// Applies one message from a vehicle, received at `now`; returns what the fleet tracker
@@ -134,21 +165,45 @@ impl Brain {
     pub fn ingest(&mut self, envelope: &Envelope, now: Instant) -> (Ingested, Option<PresenceChange>) {
         let (fresh, change) = self.fleet.ingest(envelope, now);
         if let Some(change) = &change {
+            // Back online: a later outage may command again.
+            if let Some(id) = self.alerts.connectivity_of(change.vehicle).map(str::to_owned) {
+                self.commanded.retain(|(alert, _, _)| *alert != id);
+            }
             self.alerts.set_online(change.vehicle, true, envelope.sim_time);
         }
         if fresh == Ingested::Duplicate {
             return (fresh, change);
         }
         let (vehicle, at) = (envelope.vehicle_id, envelope.sim_time);
+        self.quality.heard(vehicle, at);
         match &envelope.body {
             Body::Event(event) => match &event.event {
                 EventKind::RuleTriggered { rule, metric, value, decision } => self.rule_fired(vehicle, at, rule, metric, *value, *decision),
                 EventKind::Repaired { component } => self.repaired(vehicle, *component, at),
+                EventKind::MissionProgress { mission_id, reached, .. } => {
+                    if let Some(board) = &mut self.missions {
+                        board.progress(vehicle, mission_id, *reached, at);
+                    }
+                }
+                EventKind::MissionCompleted { mission_id } => {
+                    if let Some(board) = &mut self.missions {
+                        board.completed(vehicle, mission_id, at);
+                    }
+                }
+                EventKind::MissionAbandoned { mission_id, reason } => {
+                    if let Some(board) = &mut self.missions {
+                        board.abandoned(vehicle, mission_id, reason, at);
+                    }
+                }
                 _ => {}
             },
             Body::CommandAck(ack) => self.commands.acknowledged(ack, at),
             Body::Telemetry(telemetry) => {
-                self.check_sensors(vehicle, &telemetry.metrics, at);
+                if let Some(model) = self.model_of(vehicle) {
+                    self.peers.frame(vehicle, model, &telemetry.metrics, at);
+                }
+                let observations = self.quality.frame(vehicle, &telemetry.metrics, at);
+                self.observe_all(vehicle, observations, at);
                 if let Some(status) = self.fleet.vehicle(vehicle).and_then(|v| v.status) {
                     let effect = Effect { speed_kph: telemetry.metrics.get(Metric::SpeedKph), status };
                     self.commands.observe(vehicle, &effect, at);
@@ -159,9 +214,13 @@ impl Brain {
         (fresh, change)
     }
 
-    /// A vehicle went silent: its connectivity alert rises and its sensor alerts group under it.
+    /// A vehicle went silent: its connectivity alert rises, its sensor alerts group under it,
+    /// and whatever the policy says about lost vehicles waits for it to come back.
     pub fn offline(&mut self, vehicle: VehicleId, at: f64) {
         self.alerts.set_online(vehicle, false, at);
+        if let Some(id) = self.alerts.connectivity_of(vehicle).map(str::to_owned) {
+            self.act_on(&id, vehicle, at);
+        }
     }
 
     fn rule_fired(&mut self, vehicle: VehicleId, at: f64, rule: &str, metric: &str, value: f32, decision: RuleDecision) {
@@ -191,43 +250,46 @@ impl Brain {
         let Some(decision) = self.policy.decide(alert) else { return };
         let Some(command) = decision.command else { return };
         if self.commanded.insert((id.to_owned(), format!("{command:?}"), alert.severity)) {
+            // A vehicle taken off its route hands its mission on.
+            if matches!(command, CommandAction::Stop | CommandAction::ReturnToDepot | CommandAction::ScheduleMaintenance | CommandAction::ChangeMission { .. })
+                && let Some(board) = &mut self.missions
+            {
+                board.release(vehicle, &format!("{vehicle} recalled for alert {id}"), at);
+            }
             self.commands.issue(vehicle, command, at, COMMAND_TTL_S);
         }
     }
 
-    /// Central data-quality rule: a reading that repeats exactly, away from the ends of its
-    /// range (where real sensors saturate), is a stuck sensor: a data-quality alert on the
-    /// sensors, distinct from any mechanical fault.
-    fn check_sensors(&mut self, vehicle: VehicleId, frame: &TelemetryFrame, at: f64) {
-        let repeats = self.repeats.entry(vehicle).or_insert_with(|| Repeats([(f32::NAN, 0); METRIC_COUNT]));
-        let mut observations = Vec::new();
-        for (i, spec) in METRICS.iter().enumerate() {
-            let metric = Metric::ALL[i];
-            if STEADY_METRICS.contains(&metric) {
-                continue;
-            }
-            let value = frame.get(metric);
-            let (last, count) = &mut repeats.0[i];
-            let was_stuck = *count >= STUCK_AFTER;
-            let saturated = value <= spec.min || value >= spec.max;
-            *count = if value == *last && !saturated { count.saturating_add(1) } else { 0 };
-            *last = value;
-            let stuck = *count >= STUCK_AFTER;
-            if stuck == was_stuck {
-                continue;
-            }
-            observations.push(Observation {
-                key: AlertKey { vehicle, component: Component::Sensors, alert_type: format!("sensor_stuck:{}", spec.name) },
-                at,
-                condition: if stuck { Condition::Raise } else { Condition::Clear },
-                severity: Severity::Warning,
-                origin: Origin::CentralRule,
-                evidence: vec![(spec.name.to_owned(), value)],
-                recommendation: Recommendation { action: RecommendedAction::InspectSensor, reason: format!("{} read {value} {STUCK_AFTER} times in a row", spec.name), within_hours: None },
-                confidence: 0.9,
-                time_to_failure_h: None,
-            });
-        }
+    /// A failure prediction for one of `vehicle`'s components: failure expected within
+    /// `hours` with `confidence`, or `None` when the model no longer expects one. It becomes a
+    /// `predicted_failure` alert (origin `prediction`) whose severity grows as the horizon
+    /// shrinks, and the policy's `failure_within_h` rules decide what to do about it.
+    pub fn predicted(&mut self, vehicle: VehicleId, component: Component, hours: Option<f32>, confidence: f32, at: f64) {
+        let severity = match hours {
+            Some(h) if h <= 2.0 => Severity::Critical,
+            Some(h) if h <= 8.0 => Severity::Major,
+            Some(h) if h <= 24.0 => Severity::Minor,
+            _ => Severity::Warning,
+        };
+        let observation = Observation {
+            key: AlertKey { vehicle, component, alert_type: "predicted_failure".to_owned() },
+            at,
+            condition: if hours.is_some() { Condition::Raise } else { Condition::Clear },
+            severity,
+            origin: Origin::Prediction,
+            evidence: Vec::new(),
+            recommendation: Recommendation {
+                action: RecommendedAction::ScheduleMaintenance,
+                reason: hours.map_or_else(|| "no failure expected any more".to_owned(), |h| format!("{component:?} predicted to fail within {h:.1} h")),
+                within_hours: hours,
+            },
+            confidence: confidence.clamp(0.0, 1.0),
+            time_to_failure_h: hours,
+        };
+        self.observe_all(vehicle, vec![observation], at);
+    }
+
+    fn observe_all(&mut self, vehicle: VehicleId, observations: Vec<Observation>, at: f64) {
         for observation in observations {
             if let Some(id) = self.alerts.observe(observation) {
                 self.act_on(&id, vehicle, at);
@@ -249,6 +311,15 @@ impl Brain {
         self.alerts.tick(at);
         self.commands.tick(at);
         let fleet = &self.fleet;
+        let stale = self.quality.check_stale(|v| fleet.vehicle(v).is_some_and(|s| s.online));
+        let driving = |v| fleet.vehicle(v).is_some_and(|s| s.online && s.status == Some(VehicleStatus::EnRoute));
+        let deviating = self.peers.check(at, driving);
+        for observation in stale.into_iter().chain(deviating) {
+            let vehicle = observation.key.vehicle;
+            self.observe_all(vehicle, vec![observation], at);
+        }
+        self.dispatch(at);
+        let fleet = &self.fleet;
         let due = self.commands.due(at, |v| fleet.vehicle(v).is_none_or(|s| s.online));
         due.into_iter()
             .map(|(vehicle, command)| {
@@ -257,6 +328,73 @@ impl Brain {
                 Envelope::new(vehicle, *seq - 1, at, Body::Command(command))
             })
             .collect()
+    }
+
+    /// Missions: generate what is due, follow the assigning commands, assign what waits.
+    fn dispatch(&mut self, at: f64) {
+        let Some(board) = &mut self.missions else { return };
+        board.generate(at);
+        let assigning: Vec<String> = board.all().filter(|m| m.state == MissionState::Assigned).filter_map(|m| m.command.clone()).collect();
+        for id in assigning {
+            if let Some(command) = self.commands.get(&id).filter(|c| c.state.is_final()) {
+                board.command_finished(&id, command.state == CommandState::Succeeded, command.detail.as_deref(), at);
+            }
+        }
+        if !board.has_pending() {
+            return;
+        }
+        // Health as the centre knows it: what its active alerts say, and whether the policy
+        // keeps the vehicle off new work.
+        let mut condition: BTreeMap<VehicleId, (f32, bool)> = BTreeMap::new();
+        for alert in self.alerts.all().filter(|a| a.active) {
+            let entry = condition.entry(alert.key.vehicle).or_insert((1.0, false));
+            entry.0 -= health_weight(alert.severity);
+            entry.1 |= self.policy.decide(alert).is_some_and(|d| d.hold_missions);
+        }
+        let candidates: Vec<Candidate> = self
+            .fleet
+            .vehicles()
+            .filter(|(_, state)| state.online && matches!(state.status, Some(VehicleStatus::Idle | VehicleStatus::EnRoute)))
+            .filter_map(|(vehicle, state)| {
+                let metrics = &state.telemetry.as_ref()?.metrics;
+                let (health, held) = condition.get(&vehicle).copied().unwrap_or((1.0, false));
+                Some(Candidate {
+                    vehicle,
+                    position: bevy::math::Vec2::new(metrics.get(Metric::PositionXM), metrics.get(Metric::PositionZM)),
+                    fuel_pct: metrics.get(Metric::FuelLevelPct),
+                    health: health.max(0.0),
+                    held,
+                })
+            })
+            .collect();
+        for (mission, vehicle, action) in board.assign(&candidates) {
+            let command = self.commands.issue(vehicle, action, at, super::missions::ASSIGN_TTL_S);
+            board.assigned(&mission, vehicle, command, at);
+        }
+    }
+
+    /// The fleet at a glance: vehicles by status and presence, active alerts by severity,
+    /// vehicles on a mission and the mean health estimated from alerts.
+    pub fn overview(&self) -> FleetOverview {
+        let mut alerts_by_severity = BTreeMap::new();
+        let mut health: BTreeMap<VehicleId, f32> = self.fleet.vehicles().map(|(v, _)| (v, 1.0)).collect();
+        for alert in self.alerts.all().filter(|a| a.active) {
+            *alerts_by_severity.entry(alert.severity).or_insert(0u64) += 1;
+            let h = health.entry(alert.key.vehicle).or_insert(1.0);
+            *h = (*h - health_weight(alert.severity)).max(0.0);
+        }
+        FleetOverview {
+            fleet: self.fleet.summary(),
+            active_alerts_by_severity: alerts_by_severity,
+            vehicles_on_mission: self.missions.as_ref().map_or(0, |b| b.all().filter(|m| matches!(m.state, MissionState::Assigned | MissionState::InProgress)).count() as u64),
+            mean_health: if health.is_empty() { 1.0 } else { health.values().sum::<f32>() / health.len() as f32 },
+            missions: self.missions.as_ref().map(MissionBoard::figures).unwrap_or_default(),
+        }
+    }
+
+    /// Whether `vehicle` holds a mission.
+    pub fn on_mission(&self, vehicle: VehicleId) -> bool {
+        self.missions.as_ref().is_some_and(|b| b.of_vehicle(vehicle).is_some())
     }
 
     /// Figures so far, from the audit trail and the commands' states.
@@ -271,6 +409,7 @@ impl Brain {
             commands_succeeded: commands(|s| s == CommandState::Succeeded),
             commands_failed: commands(|s| s == CommandState::Failed),
             commands_timed_out: commands(|s| matches!(s, CommandState::Timeout | CommandState::Expired)),
+            missions: self.missions.as_ref().map(MissionBoard::figures).unwrap_or_default(),
         }
     }
 }
@@ -278,7 +417,8 @@ impl Brain {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Telemetry, TelemetryFrame};
+    use crate::model::{METRICS, Telemetry, TelemetryFrame};
+    use crate::orchestrator::quality::STUCK_AFTER;
 
     fn frame(step: u32, stuck_oil: bool) -> Envelope {
         let mut metrics = TelemetryFrame::default();
@@ -290,6 +430,24 @@ mod tests {
             metrics.set(Metric::OilPressureKpa, 312.5);
         }
         Envelope::new(VehicleId(5), u64::from(step), f64::from(step), Body::Telemetry(Box::new(Telemetry { metrics, truth: Vec::new() })))
+    }
+
+    #[test]
+    fn a_predicted_failure_books_maintenance_and_holds_missions_until_the_prediction_lifts() {
+        let mut brain = Brain::new(Policy::shipped());
+        brain.ingest(&frame(0, false), Instant::now());
+        brain.predicted(VehicleId(5), Component::Brakes, Some(30.0), 0.8, 10.0);
+        let alert = brain.alerts.all().next().expect("raised").clone();
+        assert_eq!((alert.origin, alert.severity, alert.time_to_failure_h), (Origin::Prediction, Severity::Warning, Some(30.0)));
+        assert_eq!(brain.figures().commands_issued, 0, "30 h away: nothing to do yet");
+        brain.predicted(VehicleId(5), Component::Brakes, Some(6.0), 0.8, 20.0);
+        let alert = brain.alerts.get(&alert.id).unwrap().clone();
+        assert_eq!((alert.severity, alert.occurrences), (Severity::Major, 2), "the same alert, more severe");
+        let commands: Vec<_> = brain.commands.all().map(|c| c.action.clone()).collect();
+        assert_eq!(commands, [CommandAction::ScheduleMaintenance], "within the policy's 8 h");
+        assert!(brain.policy.decide(&alert).unwrap().hold_missions);
+        brain.predicted(VehicleId(5), Component::Brakes, None, 0.8, 30.0);
+        assert!(!brain.alerts.get(&alert.id).unwrap().active);
     }
 
     #[test]

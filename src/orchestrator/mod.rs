@@ -6,8 +6,12 @@
 pub mod alerts;
 pub mod brain;
 pub mod commands;
+pub mod in_process;
+pub mod missions;
 pub mod operator;
+pub mod peers;
 pub mod policy;
+pub mod quality;
 pub mod sequence;
 pub mod service;
 pub mod tracker;

@@ -39,6 +39,8 @@ pub struct OrchestratorOptions {
     pub policy: Policy,
     /// Print a progress line this often.
     pub progress_every: Duration,
+    /// The fleet's scenario, for its world and missions.
+    pub scenario: Option<crate::scenario::Scenario>,
 }
 
 impl OrchestratorOptions {
@@ -53,6 +55,7 @@ impl OrchestratorOptions {
             summary: None,
             policy: Policy::shipped(),
             progress_every: Duration::from_secs(5),
+            scenario: None,
         }
     }
 }
@@ -107,7 +110,10 @@ pub async fn run(options: OrchestratorOptions, stop: Arc<AtomicBool>) -> anyhow:
     let mut consumer_options = ConsumerOptions::new(options.group.clone(), options.redis.identity.clone());
     consumer_options.claim_idle = Some(options.claim_idle);
     let mut consumer = StreamConsumer::new(connection.clone(), keys.clone(), Family::Uplink, consumer_options);
-    let brain = Brain::with_fleet(options.policy.clone(), tracker);
+    let mut brain = Brain::with_fleet(options.policy.clone(), tracker);
+    if let Some(scenario) = &options.scenario {
+        brain = brain.with_scenario(scenario);
+    }
     let requests_cursor = server_time_id(&mut connection).await;
     let mut run = Run { brain, latest_sim_time: 0.0, requests_cursor, keys, group: options.group.clone(), bus, central_seq: BTreeMap::new(), messages: 0, went_offline: 0, came_online: 0, status: connection };
 
@@ -124,8 +130,9 @@ pub async fn run(options: OrchestratorOptions, stop: Arc<AtomicBool>) -> anyhow:
         if last_progress.elapsed() >= options.progress_every {
             last_progress = Instant::now();
             let figures = run.brain.fleet.summary();
+            let decisions = run.brain.figures();
             tracing::info!(
-                "vehicles {} (online {}, offline {})  messages {}  gaps {}  duplicates {}  malformed {}  reclaimed {}",
+                "vehicles {} (online {}, offline {})  messages {}  gaps {}  duplicates {}  malformed {}  reclaimed {}  alerts {}  commands {}  missions done {}",
                 figures.vehicles,
                 figures.online,
                 figures.offline,
@@ -133,7 +140,10 @@ pub async fn run(options: OrchestratorOptions, stop: Arc<AtomicBool>) -> anyhow:
                 figures.gaps,
                 run.brain.fleet.duplicates,
                 consumer.stats.rejected,
-                consumer.stats.reclaimed
+                consumer.stats.reclaimed,
+                decisions.alerts_raised,
+                decisions.commands_issued,
+                decisions.missions.missions_completed
             );
         }
     }
@@ -287,14 +297,13 @@ impl Run {
             self.bus.publish(command);
         }
         self.answer_operators().await;
-        let figures = self.brain.fleet.summary();
         let mut pipe = redis::pipe();
         let status = serde_json::json!({
             "updated": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
             "group": self.group,
             "messages": self.messages,
             "duplicates_dropped": self.brain.fleet.duplicates,
-            "fleet": figures,
+            "fleet": self.brain.overview(),
         });
         pipe.cmd("SET").arg(self.keys.fleet_status()).arg(status.to_string()).ignore();
         for id in self.brain.alerts.take_changed() {
@@ -309,6 +318,7 @@ impl Run {
                 "online": state.online,
                 "seq": state.seen.highest(),
                 "sim_time": state.last_sim_time,
+                "mission": self.brain.missions.as_ref().and_then(|b| b.of_vehicle(vehicle)).map(|m| &m.id),
             });
             pipe.cmd("HSET").arg(self.keys.vehicles(partition_of(vehicle))).arg(vehicle.to_string()).arg(json.to_string()).ignore();
         }

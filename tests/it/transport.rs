@@ -95,7 +95,7 @@ fn every_message_kind_round_trips_over_redis() {
     let len = |key: &str, connection: &mut redis::Connection| redis::cmd("XLEN").arg(key).query::<u64>(connection).unwrap();
     let uplink = sent.iter().filter(|e| matches!(e.body, Body::Telemetry(_) | Body::Heartbeat(_) | Body::Event(_) | Body::CommandAck(_))).count() as u64;
     assert_eq!(len("aegis:{p02}:uplink", &mut connection), uplink);
-    assert_eq!(len("aegis:{p02}:downlink", &mut connection), 2, "the two commands");
+    assert_eq!(len("aegis:{p02}:downlink", &mut connection), 3, "the three commands");
     assert_eq!(len("aegis:{p02}:central", &mut connection), 2, "the alert and the presence change");
     let stats = bus.stats();
     assert_eq!((stats.published, stats.acknowledged, stats.dropped), (sent.len() as u64, sent.len() as u64, 0));
@@ -118,7 +118,7 @@ fn two_fleet_shards_and_an_orchestrator_lose_nothing() {
     assert_eq!((n(&summary, "/gaps"), n(&summary, "/duplicates_dropped"), n(&summary, "/malformed")), (0, 0, 0));
 
     // The shards together send exactly what the whole fleet sends in one process.
-    let whole = Aegis::start(dir.path(), "whole", &["run", "--headless", "--scenario", "scenarios/demo.toml", "--speed", "max", "--duration", "10m"]).finish();
+    let whole = Aegis::start(dir.path(), "whole", &["run", "--headless", "--no-orchestrator", "--scenario", "scenarios/demo.toml", "--speed", "max", "--duration", "10m"]).finish();
     assert_eq!(n(&whole, "/bus/published"), published);
     assert_eq!(n(&whole, "/telemetry_messages"), n(&first, "/telemetry_messages") + n(&second, "/telemetry_messages"));
 }

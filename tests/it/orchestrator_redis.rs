@@ -1,0 +1,180 @@
+//! The orchestrator as its own process over a real Redis: missions dispatched to a fleet
+//! process, and the command lifecycle against a vehicle played by the test itself, which
+//! acknowledges without obeying and drops off the network for a while.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aegis::bus::{Backlog, Bus, Filter, RedisBus, RedisConfig};
+use aegis::model::{
+    Body, CommandAck, CommandAction, CommandOutcome, Envelope, Event, EventKind, Heartbeat, MessageKind, METRICS, Metric, RuleDecision, Telemetry, TelemetryFrame,
+    VehicleId, VehicleStatus,
+};
+
+use crate::redis_server::{Aegis, RedisServer, wait_until};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn n(summary: &serde_json::Value, path: &str) -> u64 {
+    summary.pointer(path).and_then(serde_json::Value::as_u64).unwrap_or_else(|| panic!("{path} missing in {summary}"))
+}
+
+fn start_orchestrator(dir: &std::path::Path, server: &RedisServer, extra: &[&str]) -> Aegis {
+    let url = server.url();
+    let mut args = vec!["orchestrator", "--redis", &url];
+    args.extend_from_slice(extra);
+    let process = Aegis::start(dir, "orchestrator", &args);
+    wait_until(LIMIT, "the orchestrator reads", || process.log().contains("reading 16 partitions"));
+    process
+}
+
+#[test]
+fn the_orchestrator_over_redis_dispatches_missions_the_fleet_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start();
+    let centre = start_orchestrator(dir.path(), &server, &["--scenario", "scenarios/deliveries.toml"]);
+    let driven = Aegis::start(dir.path(), "fleet", &["fleet", "--scenario", "scenarios/deliveries.toml", "--redis", &server.url(), "--speed", "300", "--duration", "1h"]).finish();
+    centre.signal("TERM");
+    let summary = centre.finish();
+    assert!(n(&summary, "/missions_generated") >= 30, "{summary}");
+    assert!(n(&summary, "/missions_completed") >= 10, "{summary}");
+    assert!(n(&driven, "/commands_handled") >= n(&summary, "/missions_completed"), "every mission came as a command: {driven}");
+    assert_eq!(n(&summary, "/commands_failed"), 0, "{summary}");
+}
+
+/// Plays vehicle V0007: telemetry each simulated second, a heartbeat every five, its oil
+/// pressure sensor stuck, and whatever speed and status the test says, whatever it is told.
+struct PlayedVehicle {
+    bus: Arc<RedisBus>,
+    commands: aegis::bus::Subscription,
+    seq: u64,
+    at: f64,
+    speed_kph: f32,
+    status: VehicleStatus,
+}
+
+const ID: VehicleId = VehicleId(7);
+
+impl PlayedVehicle {
+    fn send(&mut self, body: Body) {
+        self.bus.publish(Envelope::new(ID, self.seq, self.at, body));
+        self.seq += 1;
+    }
+
+    /// One simulated second.
+    fn second(&mut self) {
+        self.at += 1.0;
+        let mut metrics = TelemetryFrame::default();
+        for (i, spec) in METRICS.iter().enumerate() {
+            // Mid-range and never exactly repeating, like real noisy sensors.
+            metrics.values[i] = spec.min + (spec.max - spec.min) * (0.4 + 0.0001 * ((self.seq * 7 + i as u64) % 997) as f32);
+        }
+        let wobble = (self.at % 7.0) as f32 * 0.1;
+        metrics.set(Metric::AmbientTempC, 15.0 + wobble);
+        metrics.set(Metric::SpeedKph, self.speed_kph + wobble);
+        metrics.set(Metric::OilPressureKpa, 312.5);
+        self.send(Body::Telemetry(Box::new(Telemetry { metrics, truth: Vec::new() })));
+        if (self.at as u64).is_multiple_of(5) {
+            self.send(Body::Heartbeat(Heartbeat { status: self.status, uptime_s: self.at }));
+        }
+    }
+
+    /// Drives on, one simulated second per poll, until a command arrives; returns it.
+    fn until_command(&mut self, what: &str) -> (String, CommandAction) {
+        let mut received = None;
+        wait_until(LIMIT, what, || {
+            self.second();
+            received = self.commands.try_iter().find_map(|e| match e.body {
+                Body::Command(c) => Some((c.command_id, c.action)),
+                _ => None,
+            });
+            received.is_some()
+        });
+        received.unwrap()
+    }
+
+    fn accept(&mut self, command_id: String) {
+        self.send(Body::CommandAck(CommandAck { command_id, outcome: CommandOutcome::Accepted, detail: None }));
+    }
+}
+
+fn alerts(url: &str) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aegis")).args(["alerts", "list", "--all", "--json", "--redis", url]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn an_unobeyed_command_fails_and_a_command_for_an_offline_vehicle_waits_until_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start();
+    let url = server.url();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        r#"
+[[rule]]
+name = "a lost vehicle comes home once it is back"
+when = { alert_type = "connectivity_lost" }
+action = "return_to_depot"
+
+[[rule]]
+name = "major faults slow the vehicle"
+when = { severity = "major" }
+action = "reduce_speed"
+max_kph = 40
+"#,
+    )
+    .unwrap();
+    let centre = start_orchestrator(dir.path(), &server, &["--offline-after", "2s", "--policy", policy.to_str().unwrap()]);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let bus = Arc::new(RedisBus::new(RedisConfig::new(url.clone(), "vehicle-V0007"), runtime.handle().clone()).unwrap());
+    let commands = bus.subscribe(Filter { kinds: vec![MessageKind::Command], vehicle: Some(ID) }, Backlog::Lossless);
+    let mut vehicle = PlayedVehicle { bus, commands, seq: 0, at: 0.0, speed_kph: 90.0, status: VehicleStatus::EnRoute };
+
+    // A major brake alert: the centre asks for 40 km/h; the vehicle says yes and keeps to 90.
+    vehicle.second();
+    vehicle.send(Body::Event(Event { event: EventKind::RuleTriggered { rule: "brake_pad_low".into(), metric: "brake_pad_front_mm".into(), value: 2.5, decision: RuleDecision::DeratePower } }));
+    let (slow_down, action) = vehicle.until_command("the centre asks the vehicle to slow down");
+    assert_eq!(action, CommandAction::ReduceSpeed { max_kph: 40.0 });
+    vehicle.accept(slow_down);
+    // Past the verification window, and past thirty readings of the stuck sensor.
+    for _ in 0..150 {
+        vehicle.second();
+    }
+    wait_until(LIMIT, "the stuck oil-pressure sensor is a data-quality alert", || {
+        alerts(&url).iter().any(|a| a["key"]["alert_type"] == "sensor_stuck:oil_pressure_kpa" && a["active"] == true)
+    });
+
+    // Silence: offline, the sensor alert grouped under the connectivity alert, and the command
+    // the policy asks for held back.
+    wait_until(LIMIT, "the silent vehicle's sensor alert is suppressed", || {
+        let alerts = alerts(&url);
+        let connectivity = alerts.iter().find(|a| a["key"]["alert_type"] == "connectivity_lost" && a["active"] == true);
+        let sensor = alerts.iter().find(|a| a["key"]["alert_type"] == "sensor_stuck:oil_pressure_kpa");
+        connectivity.zip(sensor).is_some_and(|(c, s)| s["suppressed_by"] == c["id"])
+    });
+    assert!(vehicle.commands.try_iter().next().is_none(), "nothing is sent to an offline vehicle");
+
+    // Back: the held command arrives, the vehicle obeys, and the centre sees it heading home.
+    let (go_home, action) = vehicle.until_command("the held command is delivered on return");
+    assert_eq!(action, CommandAction::ReturnToDepot);
+    vehicle.accept(go_home);
+    vehicle.status = VehicleStatus::Returning;
+    vehicle.send(Body::Heartbeat(Heartbeat { status: VehicleStatus::Returning, uptime_s: vehicle.at }));
+    for _ in 0..20 {
+        vehicle.second();
+    }
+    assert!(vehicle.bus.flush(Duration::from_secs(10)));
+    wait_until(LIMIT, "the orchestrator has read everything", || {
+        alerts(&url).iter().any(|a| a["key"]["alert_type"] == "connectivity_lost" && a["active"] == false)
+    });
+
+    centre.signal("TERM");
+    let summary = centre.finish();
+    assert_eq!(n(&summary, "/commands_failed"), 1, "the speed never dropped: {summary}");
+    assert_eq!(n(&summary, "/commands_succeeded"), 1, "the vehicle headed home: {summary}");
+    assert_eq!(n(&summary, "/went_offline"), 1, "{summary}");
+    let sensor = alerts(&url).into_iter().find(|a| a["key"]["alert_type"] == "sensor_stuck:oil_pressure_kpa").unwrap();
+    assert!(sensor["suppressed_by"].is_null() && sensor["active"] == true, "shown again once the vehicle is back: {sensor}");
+}
