@@ -21,6 +21,7 @@ use crate::model::{MessageKind, VehicleId};
 use crate::orchestrator::alerts::AlertRecord;
 use crate::orchestrator::brain::BrainFigures;
 use crate::orchestrator::in_process::Centre;
+use crate::orchestrator::commands::TrackedCommand;
 use crate::orchestrator::missions::Mission;
 use crate::orchestrator::policy::Policy;
 use crate::scenario::Scenario;
@@ -134,6 +135,9 @@ pub struct RunSummary {
     /// Its missions at the end, with their histories, by id.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missions: Vec<Mission>,
+    /// Its commands at the end, with their states, by id.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<TrackedCommand>,
 }
 
 impl RunSummary {
@@ -160,6 +164,7 @@ impl RunSummary {
             orchestrator: None,
             alerts: Vec::new(),
             missions: Vec::new(),
+            commands: Vec::new(),
         }
     }
 
@@ -309,6 +314,7 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
         summary.orchestrator = Some(centre.brain.figures());
         summary.alerts = centre.brain.alerts.all().cloned().collect();
         summary.missions = centre.brain.missions.iter().flat_map(|b| b.all().cloned()).collect();
+        summary.commands = centre.brain.commands.all().cloned().collect();
     }
     Ok(summary)
 }

@@ -35,6 +35,8 @@ pub fn alert_of_rule(rule: &str) -> Option<(Component, &'static str)> {
         "tyre_pressure_low" | "tyre_pressure_very_low" | "tyre_deflation" => (Component::Tyres, "tyre_pressure_low"),
         "battery_voltage_low" => (Component::Battery, "battery_weak"),
         "wheel_vibration_high" | "wheel_vibration_severe" => (Component::WheelBearings, "wheel_bearing_wear"),
+        // The vehicle cannot tell why; the drivetrain is where to look first.
+        "no_headway" => (Component::Engine, "no_headway"),
         _ => return None,
     })
 }
@@ -297,8 +299,16 @@ impl Brain {
         }
     }
 
+    /// A repair clears the repaired component's alerts, and the vehicle's own rule alerts: the
+    /// depot re-arms every rule, and one whose condition still holds fires again (reopening its
+    /// alert).
     fn repaired(&mut self, vehicle: VehicleId, component: Component, at: f64) {
-        let ids: Vec<String> = self.alerts.all().filter(|a| a.active && a.key.vehicle == vehicle && a.key.component == component).map(|a| a.id.clone()).collect();
+        let ids: Vec<String> = self
+            .alerts
+            .all()
+            .filter(|a| a.active && a.key.vehicle == vehicle && (a.key.component == component || a.origin == Origin::VehicleRule))
+            .map(|a| a.id.clone())
+            .collect();
         for id in ids {
             let _ = self.alerts.clear(&id, "maintenance", at);
             self.commanded.retain(|(alert, _, _)| *alert != id);
@@ -319,6 +329,7 @@ impl Brain {
             self.observe_all(vehicle, vec![observation], at);
         }
         self.dispatch(at);
+        self.recover(at);
         let fleet = &self.fleet;
         let due = self.commands.due(at, |v| fleet.vehicle(v).is_none_or(|s| s.online));
         due.into_iter()
@@ -328,6 +339,25 @@ impl Brain {
                 Envelope::new(vehicle, *seq - 1, at, Body::Command(command))
             })
             .collect()
+    }
+
+    /// Vehicles standing still for an alert whose policy rule says `recover` are booked in
+    /// for maintenance, once per alert.
+    fn recover(&mut self, at: f64) {
+        let fleet = &self.fleet;
+        let policy = &self.policy;
+        let stranded: Vec<(String, VehicleId)> = self
+            .alerts
+            .all()
+            .filter(|a| a.active && fleet.vehicle(a.key.vehicle).and_then(|s| s.status) == Some(VehicleStatus::Stopped))
+            .filter(|a| policy.decide(a).is_some_and(|d| d.recover))
+            .map(|a| (a.id.clone(), a.key.vehicle))
+            .collect();
+        for (id, vehicle) in stranded {
+            if self.commanded.insert((id.clone(), "recovery".to_owned(), Severity::Critical)) {
+                self.commands.issue(vehicle, CommandAction::ScheduleMaintenance, at, COMMAND_TTL_S);
+            }
+        }
     }
 
     /// Missions: generate what is due, follow the assigning commands, assign what waits.
@@ -430,6 +460,26 @@ mod tests {
             metrics.set(Metric::OilPressureKpa, 312.5);
         }
         Envelope::new(VehicleId(5), u64::from(step), f64::from(step), Body::Telemetry(Box::new(Telemetry { metrics, truth: Vec::new() })))
+    }
+
+    #[test]
+    fn a_vehicle_stopped_for_a_critical_fault_is_booked_in_once_it_stands_still() {
+        let mut brain = Brain::new(Policy::shipped());
+        let now = Instant::now();
+        let vehicle = VehicleId(5);
+        let event = |seq, event| Envelope::new(vehicle, seq, seq as f64, Body::Event(crate::model::Event { event }));
+        brain.ingest(&event(0, EventKind::StatusChanged { from: VehicleStatus::Idle, to: VehicleStatus::EnRoute }), now);
+        brain.ingest(&event(1, EventKind::RuleTriggered { rule: "oil_pressure_lost".into(), metric: "oil_pressure_kpa".into(), value: 20.0, decision: RuleDecision::ControlledStop }), now);
+        brain.tick(2.0);
+        let actions = |brain: &Brain| brain.commands.all().map(|c| c.action.clone()).collect::<Vec<_>>();
+        assert_eq!(actions(&brain), [CommandAction::Stop]);
+        brain.ingest(&event(2, EventKind::StatusChanged { from: VehicleStatus::EnRoute, to: VehicleStatus::Stopped }), now);
+        brain.tick(3.0);
+        brain.tick(4.0);
+        assert_eq!(actions(&brain), [CommandAction::Stop, CommandAction::ScheduleMaintenance], "booked in, once");
+        // The repair clears the alert.
+        brain.ingest(&event(3, EventKind::Repaired { component: Component::Lubrication }), now);
+        assert!(brain.alerts.all().all(|a| !a.active));
     }
 
     #[test]

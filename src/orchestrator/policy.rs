@@ -68,6 +68,10 @@ pub struct PolicyRule {
     /// Assign the vehicle no new missions while the alert is active.
     #[serde(default)]
     pub hold_missions: bool,
+    /// Once the vehicle stands still, book it in for maintenance: it is recovered by truck if
+    /// it cannot drive.
+    #[serde(default)]
+    pub recover: bool,
 }
 
 /// What the policy decided for an alert.
@@ -79,6 +83,8 @@ pub struct Decision {
     pub command: Option<CommandAction>,
     /// Assign no new missions.
     pub hold_missions: bool,
+    /// Book the vehicle in once it has stopped.
+    pub recover: bool,
 }
 
 /// How alerts age, from the policy file's `[alerts]` table.
@@ -175,7 +181,7 @@ impl Policy {
             PolicyAction::ScheduleMaintenance => Some(CommandAction::ScheduleMaintenance),
             PolicyAction::None => None,
         };
-        Some(Decision { rule: rule.name.clone(), command, hold_missions: rule.hold_missions })
+        Some(Decision { rule: rule.name.clone(), command, hold_missions: rule.hold_missions, recover: rule.recover })
     }
 }
 

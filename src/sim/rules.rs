@@ -21,6 +21,9 @@ pub enum Signal {
     HighestWheelVibration,
     /// The thinner brake pad.
     ThinnestPad,
+    /// The accelerator while the vehicle stands (or rolls back): a vehicle that cannot make
+    /// headway, say up a hill on a seized bearing, reads a floored pedal at no speed.
+    ThrottleAtStandstill,
 }
 
 /// The condition a rule tests.
@@ -49,12 +52,15 @@ pub struct Rule {
     pub persistence_s: u16,
     /// Only while the engine turns (oil pressure means nothing at rest).
     pub engine_running: bool,
+    /// Only while the vehicle means to drive (en route or returning): a parked vehicle holds
+    /// itself on a slope with the engine, which reads the same as not making headway.
+    pub while_driving: bool,
     /// What the vehicle does.
     pub decision: RuleDecision,
 }
 
 const fn rule(name: &'static str, signal: Signal, test: Test, persistence_s: u16, decision: RuleDecision) -> Rule {
-    Rule { name, signal, test, persistence_s, engine_running: false, decision }
+    Rule { name, signal, test, persistence_s, engine_running: false, while_driving: false, decision }
 }
 
 /// The rules every vehicle runs, documented in docs/RULES.md.
@@ -76,6 +82,7 @@ pub const RULES: &[Rule] = &[
     rule("battery_voltage_low", Signal::Metric(Metric::BatteryVoltageV), Test::Below(18.0), 1, RuleDecision::Warn),
     rule("wheel_vibration_high", Signal::HighestWheelVibration, Test::Above(1.2), 30, RuleDecision::Warn),
     rule("wheel_vibration_severe", Signal::HighestWheelVibration, Test::Above(2.5), 10, RuleDecision::LimpMode),
+    Rule { while_driving: true, ..rule("no_headway", Signal::ThrottleAtStandstill, Test::Above(60.0), 60, RuleDecision::ControlledStop) },
 ];
 
 /// Bit of the RuleState that says a rule has fired.
@@ -99,6 +106,9 @@ fn signal_value(signal: Signal, frame: &TelemetryFrame, nominal_kpa: f32) -> f32
                 .fold(0.0, f32::max)
         }
         Signal::ThinnestPad => frame.get(Metric::BrakePadFrontMm).min(frame.get(Metric::BrakePadRearMm)),
+        Signal::ThrottleAtStandstill => {
+            if frame.get(Metric::SpeedKph) < 2.0 { frame.get(Metric::ThrottlePct) } else { 0.0 }
+        }
     }
 }
 
@@ -141,7 +151,9 @@ fn evaluate_rules(
         }
         let nominal_kpa = vehicle.spec().tyre_kpa;
         for (index, rule) in RULES.iter().enumerate() {
-            match rule_holds(rule, &frame, previous.0.as_ref(), nominal_kpa) {
+            let driving = matches!(nav.status, VehicleStatus::EnRoute | VehicleStatus::Returning);
+            let holds = if rule.while_driving && !driving { None } else { rule_holds(rule, &frame, previous.0.as_ref(), nominal_kpa) };
+            match holds {
                 Some(value) => {
                     state.held_s[index] = state.held_s[index].saturating_add(1);
                     if state.held_s[index] >= rule.persistence_s && state.fired & bit(index) == 0 {
@@ -187,5 +199,6 @@ fn signal_name(signal: Signal) -> &'static str {
         Signal::LowestTyreShare => "tyre_pressure_min_share",
         Signal::HighestWheelVibration => "vibration_wheel_max_g",
         Signal::ThinnestPad => "brake_pad_min_mm",
+        Signal::ThrottleAtStandstill => "throttle_pct_at_standstill",
     }
 }

@@ -25,6 +25,14 @@ fn thresholds_rates_and_engine_condition() {
     before.set(Metric::CoolantTempC, 89.0);
     assert!(rule_holds(rule("coolant_temp_rising_fast"), &frame, Some(&before), 450.0).is_some());
     assert!(rule_holds(rule("coolant_temp_rising_fast"), &frame, None, 450.0).is_none());
+    // A floored pedal at no speed is a vehicle that cannot make headway; only while it means
+    // to drive, since a parked one holds itself on a slope the same way.
+    frame.set(Metric::ThrottlePct, 65.0);
+    frame.set(Metric::SpeedKph, 0.5);
+    assert_eq!(rule_holds(rule("no_headway"), &frame, None, 450.0), Some(65.0));
+    assert!(rule("no_headway").while_driving);
+    frame.set(Metric::SpeedKph, 30.0);
+    assert_eq!(rule_holds(rule("no_headway"), &frame, None, 450.0), None);
 }
 
 fn decisions(h: &Harness, vehicle: u32) -> Vec<(String, RuleDecision)> {
