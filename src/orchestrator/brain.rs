@@ -23,6 +23,9 @@ use crate::model::{Body, CommandAction, Component, Envelope, EventKind, Metric, 
 /// Seconds a command stays valid.
 const COMMAND_TTL_S: f64 = 900.0;
 
+/// Vehicle numbers up to which models are known for peer comparison.
+const MAX_PEER_VEHICLES: usize = 1 << 20;
+
 /// The alert a vehicle rule's decision raises: component, alert type.
 pub fn alert_of_rule(rule: &str) -> Option<(Component, &'static str)> {
     Some(match rule {
@@ -156,6 +159,10 @@ impl Brain {
     fn model_of(&mut self, id: VehicleId) -> Option<VehicleModel> {
         let scenario = self.scenario.as_ref()?;
         let index = (id.0 as usize).checked_sub(1)?;
+        // An id far beyond any fleet (a bad producer) must not make the list huge.
+        if index >= MAX_PEER_VEHICLES {
+            return None;
+        }
         if index >= self.models.len() {
             self.models = scenario.fleet_models((index as u32 + 1).next_power_of_two());
         }
