@@ -280,6 +280,24 @@ impl AlertStore {
         Self { policy, ..Self::default() }
     }
 
+    /// Takes back the alerts an earlier run kept (from the Redis alerts hash): ids continue
+    /// after the highest, repeats update the latest alert of their key, and connectivity
+    /// alerts still active mark their vehicles offline until they are heard from.
+    pub fn restore(&mut self, records: Vec<AlertRecord>) {
+        for record in records {
+            let number = record.id.trim_start_matches('A').parse::<u64>().unwrap_or(0);
+            self.next_id = self.next_id.max(number);
+            let newer = self.by_key.get(&record.key).is_none_or(|id| self.alerts[id].created_at <= record.created_at);
+            if newer {
+                self.by_key.insert(record.key.clone(), record.id.clone());
+            }
+            if record.active && record.key.alert_type == CONNECTIVITY {
+                self.offline.insert(record.key.vehicle, record.id.clone());
+            }
+            self.alerts.insert(record.id.clone(), record);
+        }
+    }
+
     /// Applies one evaluation; returns the id of the alert it raised, reopened or updated.
     pub fn observe(&mut self, observation: Observation) -> Option<String> {
         let policy = self.policy;
@@ -692,6 +710,20 @@ mod tests {
                 ("ben", AuditAction::Cleared),
             ]
         );
+    }
+
+    #[test]
+    fn a_restored_store_continues_ids_and_deduplicates_against_what_it_had() {
+        let immediate = || AlertStore::new(AlertPolicy { raise_after_s: 0.0, clear_after_s: 0.0, reopen_within_s: 300.0, escalate_after_s: 600.0 });
+        let hot = key(1, Component::CoolingSystem, "overheating");
+        let mut first = immediate();
+        let kept = first.observe(seen(&hot, 10.0, Condition::Raise, Severity::Major)).unwrap();
+        let mut second = immediate();
+        second.restore(first.all().cloned().collect());
+        assert_eq!(second.observe(seen(&hot, 20.0, Condition::Raise, Severity::Major)), Some(kept.clone()), "a repeat updates the kept alert");
+        assert_eq!(second.get(&kept).unwrap().occurrences, 2);
+        let other = second.observe(seen(&key(2, Component::CoolingSystem, "overheating"), 20.0, Condition::Raise, Severity::Major)).unwrap();
+        assert_eq!(other, "A000002", "new ids continue after the kept ones");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use redis::aio::ConnectionManager;
 use serde::Serialize;
 
 use super::sequence::SeqSet;
+use super::alerts::AlertRecord;
 use super::brain::{Brain, BrainFigures};
 use super::operator;
 use super::policy::Policy;
@@ -114,6 +115,19 @@ pub async fn run(options: OrchestratorOptions, stop: Arc<AtomicBool>) -> anyhow:
     if let Some(scenario) = &options.scenario {
         brain = brain.with_scenario(scenario);
     }
+    // Alerts an earlier run kept: ids continue, operators' acknowledgements and notes stay.
+    let stored: Vec<(String, String)> = redis::cmd("HGETALL").arg(operator::alerts_key(keys.prefix())).query_async(&mut connection).await.unwrap_or_default();
+    let mut kept: Vec<AlertRecord> = Vec::with_capacity(stored.len());
+    for (id, json) in stored {
+        match serde_json::from_str(&json) {
+            Ok(record) => kept.push(record),
+            Err(error) => tracing::warn!("kept alert {id} is unreadable and left out: {error}"),
+        }
+    }
+    if !kept.is_empty() {
+        tracing::info!("{} alerts kept from an earlier run", kept.len());
+    }
+    brain.alerts.restore(kept);
     let requests_cursor = server_time_id(&mut connection).await;
     let mut run = Run { brain, latest_sim_time: 0.0, requests_cursor, keys, group: options.group.clone(), bus, central_seq: BTreeMap::new(), messages: 0, went_offline: 0, came_online: 0, status: connection };
 

@@ -399,4 +399,17 @@ fn the_orchestrator_over_redis_raises_alerts_commands_the_fleet_and_answers_oper
     assert!(n(&summary, "/alerts_raised") >= 2, "both leaking vehicles alert: {summary}");
     assert!(n(&summary, "/commands_issued") >= 1 && n(&summary, "/commands_succeeded") >= 1, "{summary}");
     assert!(n(&produced, "/commands_handled") >= 1, "the vehicles received and applied commands: {produced}");
+
+    // A restarted orchestrator keeps the alerts and what operators did to them; new alerts
+    // get new ids instead of overwriting the kept ones.
+    let before = listed(true);
+    let center = orchestrator(dir.path(), "orchestrator", &server, &[]);
+    Aegis::start(dir.path(), "fleet-again", &["fleet", "--scenario", "scenarios/coolant_leak.toml", "--redis", &url, "--speed", "400", "--duration", "1h"]).finish();
+    stop(center);
+    let after = listed(true);
+    for kept in &before {
+        let now = after.iter().find(|a| a["id"] == kept["id"]).unwrap_or_else(|| panic!("{} lost", kept["id"]));
+        assert_eq!((&now["key"], &now["created_at"], &now["acknowledged"]), (&kept["key"], &kept["created_at"], &kept["acknowledged"]));
+    }
+    assert!(after.len() > before.len(), "the second run raised alerts of its own: {} then {}", before.len(), after.len());
 }
