@@ -172,6 +172,11 @@ impl MissionBoard {
 
     /// Generates the missions due by `at`, and drops those nobody started in time.
     pub fn generate(&mut self, at: f64) {
+        // A board that starts late (an orchestrator restarted mid-run) does not make up for the
+        // missions it was not there to generate.
+        if self.next_id == 0 && at - self.next_due > self.interval_s {
+            self.next_due = at;
+        }
         while self.next_due <= at {
             let created = self.next_due;
             self.next_due += self.interval_s;
