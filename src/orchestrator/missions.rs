@@ -392,9 +392,14 @@ deadline = "30m"
     #[test]
     fn missions_are_generated_at_the_scenario_rate_and_the_same_for_the_same_seed() {
         let (mut a, mut b) = (board("delivery"), board("delivery"));
-        a.generate(3599.0);
-        b.generate(3599.0);
+        for board in [&mut a, &mut b] {
+            board.generate(0.0);
+            board.generate(3599.0);
+        }
         assert_eq!(a.figures().missions_generated, 6, "six per hour, the first at once");
+        let mut late = board("delivery");
+        late.generate(7200.0);
+        assert_eq!(late.figures().missions_generated, 1, "a board that starts late does not catch up");
         let stops = |board: &MissionBoard| board.all().map(|m| m.stops.clone()).collect::<Vec<_>>();
         assert_eq!(stops(&a), stops(&b));
         assert!(a.all().all(|m| m.stops.len() == 2 && m.stops[0] != m.stops[1]), "pickup and drop-off at different depots");
