@@ -11,7 +11,7 @@ use aegis::model::{
     VehicleId, VehicleStatus,
 };
 
-use crate::redis_server::{Aegis, RedisServer, wait_until};
+use crate::redis_server::{Aegis, RedisServer, one_paced_test_at_a_time, wait_until};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -30,6 +30,7 @@ fn start_orchestrator(dir: &std::path::Path, server: &RedisServer, extra: &[&str
 
 #[test]
 fn the_orchestrator_over_redis_dispatches_missions_the_fleet_completes() {
+    let _turn = one_paced_test_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let server = RedisServer::start();
     let centre = start_orchestrator(dir.path(), &server, &["--scenario", "scenarios/deliveries.toml"]);
@@ -39,7 +40,10 @@ fn the_orchestrator_over_redis_dispatches_missions_the_fleet_completes() {
     assert!(n(&summary, "/missions_generated") >= 30, "{summary}");
     assert!(n(&summary, "/missions_completed") >= 10, "{summary}");
     assert!(n(&driven, "/commands_handled") >= n(&summary, "/missions_completed"), "every mission came as a command: {driven}");
-    assert_eq!(n(&summary, "/commands_failed"), 0, "{summary}");
+    // Over Redis at 300x a vehicle may already be on its way home when its assignment
+    // arrives; it refuses, and the mission goes back in the queue.
+    assert!(n(&summary, "/commands_failed") <= n(&summary, "/missions_reassigned"), "{summary}");
+    assert_eq!(n(&summary, "/missions_missed"), 0, "{summary}");
 }
 
 /// Plays vehicle V0007: telemetry each simulated second, a heartbeat every five, its oil
@@ -106,6 +110,7 @@ fn alerts(url: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn an_unobeyed_command_fails_and_a_command_for_an_offline_vehicle_waits_until_it_returns() {
+    let _turn = one_paced_test_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let server = RedisServer::start();
     let url = server.url();

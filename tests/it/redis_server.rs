@@ -77,6 +77,14 @@ impl Drop for RedisServer {
 
 /// Polls `condition` until it holds; panics naming `what` after `limit`. Waits for a state,
 /// never for a fixed time.
+/// Held by tests whose processes race simulated against wall time (a fleet at hundreds of times
+/// real time answering an orchestrator that ticks once a wall second): two of them at once on
+/// a two-core machine starve each other, so they take turns.
+pub fn one_paced_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static PACED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    PACED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !condition() {
