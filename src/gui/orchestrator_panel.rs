@@ -28,7 +28,7 @@ fn orchestrator_panel(mut contexts: EguiContexts, clock: Res<SimClock>, centre: 
             f.alerts_raised, f.alerts_cleared, f.alerts_escalated, f.commands_issued, f.commands_succeeded, f.commands_failed + f.commands_timed_out
         ));
         if let Some(board) = &brain.missions {
-            let under_way = board.all().filter(|m| matches!(m.state, MissionState::Assigned | MissionState::InProgress)).count();
+            let under_way = board.under_way();
             let waiting = board.all().filter(|m| m.state == MissionState::Pending).count();
             ui.label(format!(
                 "missions completed {}  under way {under_way}  waiting {waiting}  re-assigned {}  missed {}",

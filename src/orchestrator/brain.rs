@@ -212,7 +212,7 @@ impl Brain {
                     self.peers.frame(vehicle, model, &telemetry.metrics, at);
                 }
                 let observations = self.quality.frame(vehicle, &telemetry.metrics, at);
-                self.observe_all(vehicle, observations, at);
+                self.observe_all(observations, at);
                 if let Some(status) = self.fleet.vehicle(vehicle).and_then(|v| v.status) {
                     let effect = Effect { speed_kph: telemetry.metrics.get(Metric::SpeedKph), status };
                     self.commands.observe(vehicle, &effect, at);
@@ -295,11 +295,12 @@ impl Brain {
             confidence: confidence.clamp(0.0, 1.0),
             time_to_failure_h: hours,
         };
-        self.observe_all(vehicle, vec![observation], at);
+        self.observe_all([observation], at);
     }
 
-    fn observe_all(&mut self, vehicle: VehicleId, observations: Vec<Observation>, at: f64) {
+    fn observe_all(&mut self, observations: impl IntoIterator<Item = Observation>, at: f64) {
         for observation in observations {
+            let vehicle = observation.key.vehicle;
             if let Some(id) = self.alerts.observe(observation) {
                 self.act_on(&id, vehicle, at);
             }
@@ -331,10 +332,7 @@ impl Brain {
         let stale = self.quality.check_stale(|v| fleet.vehicle(v).is_some_and(|s| s.online));
         let driving = |v| fleet.vehicle(v).is_some_and(|s| s.online && s.status == Some(VehicleStatus::EnRoute));
         let deviating = self.peers.check(at, driving);
-        for observation in stale.into_iter().chain(deviating) {
-            let vehicle = observation.key.vehicle;
-            self.observe_all(vehicle, vec![observation], at);
-        }
+        self.observe_all(stale.into_iter().chain(deviating), at);
         self.dispatch(at);
         self.recover(at);
         let fleet = &self.fleet;
@@ -380,14 +378,7 @@ impl Brain {
         if !board.has_pending() {
             return;
         }
-        // Health as the centre knows it: what its active alerts say, and whether the policy
-        // keeps the vehicle off new work.
-        let mut condition: BTreeMap<VehicleId, (f32, bool)> = BTreeMap::new();
-        for alert in self.alerts.all().filter(|a| a.active) {
-            let entry = condition.entry(alert.key.vehicle).or_insert((1.0, false));
-            entry.0 -= health_weight(alert.severity);
-            entry.1 |= self.policy.decide(alert).is_some_and(|d| d.hold_missions);
-        }
+        let condition = condition_by_vehicle(&self.alerts, &self.policy);
         let candidates: Vec<Candidate> = self
             .fleet
             .vehicles()
@@ -399,7 +390,7 @@ impl Brain {
                     vehicle,
                     position: bevy::math::Vec2::new(metrics.get(Metric::PositionXM), metrics.get(Metric::PositionZM)),
                     fuel_pct: metrics.get(Metric::FuelLevelPct),
-                    health: health.max(0.0),
+                    health,
                     held,
                 })
             })
@@ -414,17 +405,18 @@ impl Brain {
     /// vehicles on a mission and the mean health estimated from alerts.
     pub fn overview(&self) -> FleetOverview {
         let mut alerts_by_severity = BTreeMap::new();
-        let mut health: BTreeMap<VehicleId, f32> = self.fleet.vehicles().map(|(v, _)| (v, 1.0)).collect();
         for alert in self.alerts.all().filter(|a| a.active) {
             *alerts_by_severity.entry(alert.severity).or_insert(0u64) += 1;
-            let h = health.entry(alert.key.vehicle).or_insert(1.0);
-            *h = (*h - health_weight(alert.severity)).max(0.0);
         }
+        let condition = condition_by_vehicle(&self.alerts, &self.policy);
+        let vehicles = self.fleet.vehicles().count();
+        // Vehicles without an active alert count as fully healthy.
+        let lost: f32 = condition.values().map(|(health, _)| 1.0 - health).sum();
         FleetOverview {
             fleet: self.fleet.summary(),
             active_alerts_by_severity: alerts_by_severity,
-            vehicles_on_mission: self.missions.as_ref().map_or(0, |b| b.all().filter(|m| matches!(m.state, MissionState::Assigned | MissionState::InProgress)).count() as u64),
-            mean_health: if health.is_empty() { 1.0 } else { health.values().sum::<f32>() / health.len() as f32 },
+            vehicles_on_mission: self.missions.as_ref().map_or(0, |b| b.under_way() as u64),
+            mean_health: if vehicles == 0 { 1.0 } else { (1.0 - lost / vehicles as f32).max(0.0) },
             missions: self.missions.as_ref().map(MissionBoard::figures).unwrap_or_default(),
         }
     }
@@ -449,6 +441,18 @@ impl Brain {
             missions: self.missions.as_ref().map(MissionBoard::figures).unwrap_or_default(),
         }
     }
+}
+
+/// Health as the centre knows it, for vehicles with an active alert: 1 less the weights of
+/// their alerts' severities (at least 0), and whether the policy keeps them off new work.
+fn condition_by_vehicle(alerts: &AlertStore, policy: &Policy) -> BTreeMap<VehicleId, (f32, bool)> {
+    let mut condition: BTreeMap<VehicleId, (f32, bool)> = BTreeMap::new();
+    for alert in alerts.all().filter(|a| a.active) {
+        let entry = condition.entry(alert.key.vehicle).or_insert((1.0, false));
+        entry.0 = (entry.0 - health_weight(alert.severity)).max(0.0);
+        entry.1 |= policy.decide(alert).is_some_and(|d| d.hold_missions);
+    }
+    condition
 }
 
 #[cfg(test)]

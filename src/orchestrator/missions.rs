@@ -98,9 +98,9 @@ pub struct Mission {
 }
 
 impl Mission {
-    /// The stops a (new) vehicle is sent: a delivery starts over at its pickup (the goods go
-    /// back there), a patrol continues where the last vehicle stopped.
-    fn remaining(&self) -> usize {
+    /// Index of the first stop a (new) vehicle is sent: a delivery starts over at its pickup
+    /// (the goods go back there), a patrol continues where the last vehicle stopped.
+    fn first_stop_to_send(&self) -> usize {
         match self.kind {
             MissionKind::Delivery => 0,
             MissionKind::Patrol => self.reached.min(self.stops.len() - 1),
@@ -249,7 +249,7 @@ impl MissionBoard {
                 break;
             }
             let mission = &self.missions[&id];
-            let first = mission.remaining();
+            let first = mission.first_stop_to_send();
             let target = mission.stops[first].node;
             let times = self.times_to.entry(target).or_insert_with(|| self.network.fastest_to(target).0);
             let cost = |(c, node): &(Candidate, u32)| times[*node as usize] + HEALTH_WEIGHT_S * (1.0 - c.health) + ENERGY_WEIGHT_S * (1.0 - c.fuel_pct / 100.0);
@@ -282,11 +282,9 @@ impl MissionBoard {
             mission.state = MissionState::InProgress;
             return;
         }
-        let (id, vehicle) = (mission.id.clone(), mission.vehicle);
-        if let Some(vehicle) = vehicle {
+        if let Some(vehicle) = mission.vehicle {
             self.release(vehicle, &format!("{command} did not take: {}", detail.unwrap_or("no reason given")), at);
         }
-        debug_assert!(self.missions[&id].state == MissionState::Pending);
     }
 
     /// The vehicle reports `reached` of the stops it was sent.
@@ -344,6 +342,11 @@ impl MissionBoard {
     /// The mission `vehicle` holds.
     pub fn of_vehicle(&self, vehicle: VehicleId) -> Option<&Mission> {
         self.by_vehicle.get(&vehicle).and_then(|id| self.missions.get(id))
+    }
+
+    /// Missions assigned or in progress.
+    pub fn under_way(&self) -> usize {
+        self.missions.values().filter(|m| matches!(m.state, MissionState::Assigned | MissionState::InProgress)).count()
     }
 
     /// Whether any mission waits for a vehicle.

@@ -124,9 +124,9 @@ impl PeerComparison {
             let centre: Vec<(f32, f32)> = (0..COMPARED.len())
                 .map(|i| {
                     let values: Vec<f32> = members.iter().map(|v| self.vehicles[v].values[i]).collect();
-                    let median = median(&values);
-                    let mad = median_of(values.iter().map(|v| (v - median).abs()).collect());
-                    (median, (1.4826 * mad).max(COMPARED[i].2))
+                    let middle = median(values.clone());
+                    let mad = median(values.iter().map(|v| (v - middle).abs()).collect());
+                    (middle, (1.4826 * mad).max(COMPARED[i].2))
                 })
                 .collect();
             let z_of = |averages: &Averages, i: usize| (averages.values[i] - centre[i].0).abs() / centre[i].1;
@@ -195,11 +195,7 @@ impl PeerComparison {
     }
 }
 
-fn median(values: &[f32]) -> f32 {
-    median_of(values.to_vec())
-}
-
-fn median_of(mut values: Vec<f32>) -> f32 {
+fn median(mut values: Vec<f32>) -> f32 {
     values.sort_by(f32::total_cmp);
     let n = values.len();
     if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
