@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::app::{RunOptions, run_headless};
 use crate::bus::RedisConfig;
 use crate::model::VehicleId;
-use crate::orchestrator::OrchestratorOptions;
+use crate::bus::redis::OrchestratorOptions;
 use crate::orchestrator::policy::Policy;
 use crate::scenario::{Scenario, parse_duration};
 use crate::sim::{Members, Speed};
@@ -134,9 +134,14 @@ struct RedisArgs {
     /// Messages held in memory while Redis is unreachable, before spilling to disk.
     #[arg(long, default_value_t = 100_000)]
     buffer: usize,
-    /// Directory for the spill file.
-    #[arg(long)]
+    /// Directory for the spill file and this process's record of its sequence numbers
+    /// (default: one per server and prefix under the temp directory).
+    #[arg(long, env = "AEGIS_SPILL_DIR")]
     spill_dir: Option<PathBuf>,
+    /// Largest spill file in bytes; beyond it (or when the disk is full) the simulation slows
+    /// down rather than lose messages.
+    #[arg(long, default_value_t = 1 << 30)]
+    spill_limit: u64,
     /// Approximate entries kept per partition stream (sets how long a consumer may be away).
     #[arg(long, default_value_t = 200_000)]
     stream_maxlen: u64,
@@ -144,13 +149,13 @@ struct RedisArgs {
 
 impl RedisArgs {
     fn config(&self, identity: String) -> RedisConfig {
-        let mut config = RedisConfig::new(self.redis.clone(), identity);
-        config.prefix = self.redis_prefix.clone();
+        let mut config = RedisConfig::new(self.redis.clone(), identity).with_prefix(self.redis_prefix.clone());
         config.memory_buffer = self.buffer;
         if let Some(dir) = &self.spill_dir {
             config.spill_dir = dir.clone();
         }
         config.stream_maxlen = self.stream_maxlen;
+        config.spill_limit_bytes = self.spill_limit;
         config
     }
 }
@@ -357,8 +362,6 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The built-in scenario used by benchmarks when none is given.
-pub const BUILTIN_DEMO: &str = include_str!("../scenarios/demo.toml");
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let windowed = matches!(&cli.command, Command::Run(args) if !args.headless && cfg!(feature = "gui"));
@@ -395,7 +398,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 options.policy = Policy::load(path)?;
             }
             options.scenario = args.scenario.as_deref().map(Scenario::load).transpose()?;
-            let summary = crate::processes::run_orchestrator(options)?;
+            let summary = crate::processes::run_orchestrator(options, crate::processes::signals())?;
             eprintln!(
                 "[aegis] orchestrator: {} vehicles, {} messages, {} gaps, {} duplicates dropped, {} malformed, {} reclaimed\n  alerts raised {} cleared {}  commands issued {} succeeded {} failed {} timed out {}\n  missions generated {} completed {} re-assigned {} missed {}",
                 summary.vehicles_seen,
@@ -450,7 +453,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { command: BenchCommand::Sim { vehicles, duration, scenario, json } } => {
             let scenario = match scenario {
                 Some(path) => Scenario::load(&path)?,
-                None => Scenario::parse(BUILTIN_DEMO, "scenarios/demo.toml".as_ref())?,
+                None => Scenario::builtin_demo(),
             };
             let figures = crate::bench::bench_sim(scenario, vehicles, duration);
             if json {
@@ -477,7 +480,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn run_alerts(command: AlertsCommand) -> anyhow::Result<()> {
-    use crate::orchestrator::operator::Operation;
+    use crate::model::Operation;
     let (change, operation) = match command {
         AlertsCommand::List { console, all, json } => {
             let alerts = crate::console::list(&console.redis, &console.redis_prefix, all)?;
@@ -534,7 +537,7 @@ fn run_remote(args: RemoteArgs, vehicles: Option<u32>, members: Members, identit
         redis.url,
         redis.prefix
     );
-    let summary = crate::processes::run_fleet(&options, redis, args.flush_timeout)?;
+    let summary = crate::processes::run_fleet(&options, redis, args.flush_timeout, crate::processes::signals())?;
     eprintln!("{}", summary.human());
     Ok(())
 }

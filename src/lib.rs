@@ -1,12 +1,16 @@
 //! AEGIS: a fleet digital twin and predictive-maintenance workbench.
 //!
-//! - [`model`]: the data model every process shares.
+//! - [`model`]: the data model every process shares (no Bevy).
+//! - [`world`]: terrain, roads, depots and routing, shared by the simulator and the centre (no
+//!   Bevy).
 //! - [`scenario`]: scenario files.
 //! - [`bus`]: the message bus interface, in process and over Redis.
 //! - [`sim`]: the simulated fleet (Bevy ECS + rapier).
-//! - [`orchestrator`]: the centre that consumes the fleet.
+//! - [`orchestrator`]: the centre that consumes the fleet; depends on neither the simulator,
+//!   nor a transport, nor Bevy.
 //! - [`console`]: `aegis alerts ...` and `aegis fleet status` against a running orchestrator.
-//! - [`processes`]: `aegis fleet`, `vehicle` and `orchestrator` over Redis.
+//! - [`processes`]: `aegis fleet`, `vehicle` and `orchestrator` over Redis, with injected
+//!   shutdown.
 //! - [`app`]: assembling headless and windowed apps, and running them.
 //! - `gui` (feature `gui`): the 3D view and panels.
 
@@ -24,3 +28,4 @@ pub mod scenario;
 pub mod schedule;
 pub mod sim;
 mod third_party;
+pub mod world;

@@ -1,47 +1,54 @@
 //! The fleet as separate processes over Redis: `aegis fleet` and `aegis vehicle` simulate
-//! their part of the fleet and publish it; `aegis orchestrator` consumes it. Each stops on
-//! SIGINT/SIGTERM after flushing or draining what it holds.
+//! their part of the fleet and publish it; `aegis orchestrator` runs the centre on it. Each
+//! takes its shutdown as a future from the caller (the CLI passes SIGINT/SIGTERM) and, once
+//! it completes, flushes or drains what it holds.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use anyhow::Context;
+
 use crate::app::{RunOptions, RunSummary, run_on_bus};
+use crate::bus::redis::{OrchestratorOptions, OrchestratorSummary};
 use crate::bus::{Bus, RedisBus, RedisConfig, SharedBus};
 use crate::model::VehicleId;
-use crate::orchestrator::{OrchestratorOptions, OrchestratorSummary};
 
 /// A tokio runtime for the transport's tasks, beside the simulation's own thread.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("aegis-redis").enable_all().build()?)
 }
 
-/// Sets `stop` on the first SIGINT or SIGTERM.
-fn stop_on_signals(runtime: &tokio::runtime::Handle, stop: Arc<AtomicBool>) {
-    runtime.spawn(async move {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::warn!("cannot watch SIGTERM: {error}");
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
+/// Completes on the first SIGINT or SIGTERM (never, if they cannot be watched).
+pub async fn signals() {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(error) => {
+            tracing::warn!("cannot watch SIGTERM: {error}");
+            return std::future::pending().await;
         }
-        tracing::info!("signal received: finishing");
-        stop.store(true, Ordering::Relaxed);
-    });
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("signal received: finishing");
 }
 
 /// Simulates `options.members` of the fleet, publishing over Redis, until the duration has
-/// passed or a signal arrives; then flushes for at most `flush_timeout`. Fails when messages
-/// are left unsent (they stay in the spill file, whose path is logged).
-pub fn run_fleet(options: &RunOptions, redis: RedisConfig, flush_timeout: Duration) -> anyhow::Result<RunSummary> {
+/// passed or `shutdown` completes; then flushes for at most `flush_timeout`. Fails when
+/// messages are left unsent (they stay in the spill file, whose path is logged, and the next
+/// run of the same producer sends them first).
+pub fn run_fleet(options: &RunOptions, redis: RedisConfig, flush_timeout: Duration, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<RunSummary> {
     let runtime = runtime()?;
+    // The simulation loop is synchronous: it looks at a flag the shutdown sets.
     let stop = Arc::new(AtomicBool::new(false));
-    stop_on_signals(runtime.handle(), stop.clone());
+    let flag = stop.clone();
+    runtime.spawn(async move {
+        shutdown.await;
+        flag.store(true, Ordering::Relaxed);
+    });
     let bus = Arc::new(RedisBus::new(redis, runtime.handle().clone())?);
     let mut options = options.clone();
     let ours: Vec<VehicleId> = (1..=options.vehicles).map(VehicleId).filter(|v| options.members.contains(*v)).collect();
@@ -62,10 +69,8 @@ pub fn run_fleet(options: &RunOptions, redis: RedisConfig, flush_timeout: Durati
     Ok(summary)
 }
 
-/// Runs the orchestrator until a signal arrives, then drains and returns its summary.
-pub fn run_orchestrator(options: OrchestratorOptions) -> anyhow::Result<OrchestratorSummary> {
+/// Runs the orchestrator until `shutdown` completes, then drains and returns its summary.
+pub fn run_orchestrator(options: OrchestratorOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<OrchestratorSummary> {
     let runtime = runtime()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    stop_on_signals(runtime.handle(), stop.clone());
-    runtime.block_on(crate::orchestrator::service::run(options, stop))
+    runtime.block_on(crate::bus::redis::service::run(options, shutdown)).context("orchestrator")
 }

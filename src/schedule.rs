@@ -19,10 +19,17 @@ pub enum SimSystems {
     Control,
     /// Integrate everything rapier does not: temperatures, fluids, battery, wear.
     Condition,
-    /// Sample sensors at 1 Hz and run the local rules on what they read.
-    Sense,
+    /// Sample the sensors (telemetry at 1 Hz).
+    Sample,
+    /// Run the local rules on what the sensors read.
+    Judge,
+    /// Heartbeats and status announcements, after the rules have had their say.
+    Report,
     /// Hand messages to the bus.
     Send,
+    /// A centre in the same process (`aegis run`, the 3D view) takes in what was sent and
+    /// decides; what it sends the vehicles receive at the next step.
+    Centre,
 }
 
 pub(crate) fn plugin(app: &mut App) {
@@ -40,7 +47,7 @@ pub(crate) fn plugin(app: &mut App) {
     );
     app.configure_sets(
         FixedUpdate,
-        (SimSystems::Condition, SimSystems::Sense, SimSystems::Send)
+        (SimSystems::Condition, SimSystems::Sample, SimSystems::Judge, SimSystems::Report, SimSystems::Send, SimSystems::Centre)
             .chain()
             .after(PhysicsSet::Writeback),
     );

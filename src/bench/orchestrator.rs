@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::bus::sample_frame;
-use crate::model::{Body, Envelope, Event, EventKind, RuleDecision, VehicleId};
+use crate::model::{Body, Envelope, Event, EventKind, RuleDecision, RuleId, VehicleId};
+use crate::orchestrator::Centre;
 use crate::orchestrator::brain::Brain;
+use crate::orchestrator::ports::{Forget, NoOperators};
 use crate::orchestrator::policy::Policy;
 use crate::scenario::Scenario;
 
@@ -81,7 +83,7 @@ fn second_of_traffic(vehicles: u32, second: u64, seq: &mut [u64]) -> Vec<Envelop
         out.push(Envelope::new(id, seq[v as usize], second as f64, Body::Telemetry(frame)));
         seq[v as usize] += 1;
         if u64::from(v) % 100 == second % 100 {
-            let event = EventKind::RuleTriggered { rule: "coolant_temp_very_high".into(), metric: "coolant_temp_c".into(), value: 116.0, decision: RuleDecision::DeratePower };
+            let event = EventKind::RuleTriggered { rule: RuleId::CoolantTempVeryHigh, metric: "coolant_temp_c".into(), value: 116.0, decision: RuleDecision::DeratePower };
             out.push(Envelope::new(id, seq[v as usize], second as f64, Body::Event(Event { event })));
             seq[v as usize] += 1;
         }
@@ -93,16 +95,16 @@ fn second_of_traffic(vehicles: u32, second: u64, seq: &mut [u64]) -> Vec<Envelop
 pub fn bench_orchestrator(vehicles: u32, seconds: u32) -> anyhow::Result<OrchestratorBench> {
     anyhow::ensure!(vehicles > 0, "--vehicles: expected at least one vehicle");
     let policy = Policy::shipped();
-    let scenario = Scenario::parse(crate::cli::BUILTIN_DEMO, "scenarios/demo.toml".as_ref())?;
+    let scenario = Scenario::builtin_demo();
 
     // Capacity: the same traffic, flat out.
     let mut seq = vec![0u64; vehicles as usize];
     let batches: Vec<Vec<Envelope>> = (0..3).map(|s| second_of_traffic(vehicles, s, &mut seq)).collect();
     let count: usize = batches.iter().map(Vec::len).sum();
-    let mut brain = Brain::new(policy.clone()).with_scenario(&scenario);
+    let mut centre = centre_for(Brain::new(policy.clone()).with_scenario(&scenario));
     let started = Instant::now();
     for envelope in batches.iter().flatten() {
-        brain.ingest(envelope, started);
+        centre.ingest(envelope, 0.0);
     }
     let capacity_per_second = count as f64 / started.elapsed().as_secs_f64();
 
@@ -128,7 +130,7 @@ pub fn bench_orchestrator(vehicles: u32, seconds: u32) -> anyhow::Result<Orchest
             }
         }
     });
-    let mut brain = Brain::new(policy).with_scenario(&scenario);
+    let mut centre = centre_for(Brain::new(policy).with_scenario(&scenario));
     let mut latencies = Vec::new();
     let mut ingested = 0u64;
     let mut max_backlog = 0;
@@ -139,15 +141,16 @@ pub fn bench_orchestrator(vehicles: u32, seconds: u32) -> anyhow::Result<Orchest
         max_backlog = max_backlog.max(receiver.len());
         if envelope.sim_time > second {
             let tick = Instant::now();
-            brain.tick(second);
+            centre.tick(second, started.elapsed().as_secs_f64());
+            centre.take_outgoing();
             tick_max_ms = tick_max_ms.max(tick.elapsed().as_secs_f64() * 1000.0);
             second = envelope.sim_time;
         }
         let raises = matches!(envelope.body, Body::Event(_));
-        let before = brain.alerts.len();
-        brain.ingest(&envelope, Instant::now());
+        let before = centre.brain.alerts.len();
+        centre.ingest(&envelope, started.elapsed().as_secs_f64());
         ingested += 1;
-        if raises && brain.alerts.len() > before {
+        if raises && centre.brain.alerts.len() > before {
             latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
         }
     }
@@ -169,4 +172,10 @@ pub fn bench_orchestrator(vehicles: u32, seconds: u32) -> anyhow::Result<Orchest
         capacity_per_second,
         tick_max_ms,
     })
+}
+
+/// The centre as `aegis orchestrator` runs it, with ports that keep nothing: what is measured
+/// is the decision loop and its saving of changes, not a transport.
+fn centre_for(brain: Brain) -> Centre {
+    Centre::new(brain, Box::new(NoOperators), Box::new(Forget))
 }

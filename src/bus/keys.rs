@@ -103,6 +103,36 @@ impl Keys {
     pub fn fleet_status(&self) -> String {
         format!("{}:fleet:status", self.prefix)
     }
+
+    /// Every alert the centre keeps (a hash: id to JSON).
+    pub fn alerts(&self) -> String {
+        format!("{}:alerts", self.prefix)
+    }
+
+    /// Every command the centre issued (a hash: id to JSON).
+    pub fn commands(&self) -> String {
+        format!("{}:commands", self.prefix)
+    }
+
+    /// Every mission (a hash: id to JSON).
+    pub fn missions(&self) -> String {
+        format!("{}:missions", self.prefix)
+    }
+
+    /// The counters a restarted centre continues from (a JSON string).
+    pub fn centre_cursor(&self) -> String {
+        format!("{}:centre:cursor", self.prefix)
+    }
+
+    /// Operators' requests (a stream).
+    pub fn operator_requests(&self) -> String {
+        format!("{}:operator:requests", self.prefix)
+    }
+
+    /// The answer to one operator request (a list, expiring).
+    pub fn operator_reply(&self, request_id: &str) -> String {
+        format!("{}:operator:reply:{request_id}", self.prefix)
+    }
 }
 
 #[cfg(test)]

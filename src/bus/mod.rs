@@ -1,8 +1,10 @@
 //! The message bus: every message a vehicle sends or receives goes through [`Bus`], on a
 //! [`Channel`]. The in-process [`MemoryBus`] is the embedded default; [`RedisBus`] carries the
-//! same envelopes between processes (docs/PROTOCOL.md).
+//! same envelopes between processes (docs/PROTOCOL.md). Each transport also implements the
+//! centre's ports (operators, state store): [`local`] in process, [`redis`] over Redis.
 
 pub mod keys;
+pub mod local;
 mod memory;
 pub mod redis;
 
@@ -132,6 +134,12 @@ pub trait Bus: Send + Sync + 'static {
     fn flush(&self, timeout: std::time::Duration) -> bool {
         let _ = timeout;
         true
+    }
+    /// Why the transport cannot take more messages without growing its memory (its spill
+    /// file refuses writes), while that lasts. The simulation slows down rather than lose
+    /// them.
+    fn held_up(&self) -> Option<String> {
+        None
     }
 }
 

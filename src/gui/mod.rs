@@ -16,7 +16,7 @@ use bevy_egui::EguiPlugin;
 
 use crate::app::RunOptions;
 use crate::bus::{MemoryBus, SharedBus};
-use crate::orchestrator::in_process::Centre;
+use crate::app::centre::{self, LocalCentre};
 use crate::sim::{SimPlugin, Speed};
 
 /// Highest speed factor the window runs at when `max` is asked for: beyond it frames would
@@ -40,8 +40,8 @@ pub fn run(options: RunOptions, screenshot: Option<PathBuf>, exit_after: Option<
     app.add_plugins(SimPlugin { scenario: options.scenario.clone(), vehicles: options.vehicles, members: options.members, first_seq: options.first_seq.clone(), seed: options.seed, bus: bus.clone() });
     // The orchestrator runs beside the fleet, as in a headless run.
     if let Some(policy) = options.policy.clone() {
-        app.insert_resource(Centre::new(policy, &options.scenario, bus));
-        app.add_plugins(crate::orchestrator::in_process::plugin);
+        app.insert_resource(LocalCentre::new(policy, &options.scenario, bus));
+        app.add_plugins(centre::plugin);
     }
     let factor = match options.speed {
         Speed::Factor(f) => f.min(GUI_MAX_SPEED),

@@ -1,10 +1,11 @@
 //! The orchestrator's panel: what the in-process centre has done, its work queue of alerts by
-//! priority (acknowledge from here), and the missions under way.
+//! priority, and the missions under way. Acknowledging goes through the operator path, as
+//! `aegis alerts ack` does, so it is applied and audited the same way.
 
 use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
 
-use crate::orchestrator::in_process::Centre;
+use crate::app::centre::LocalCentre;
 use crate::orchestrator::missions::MissionState;
 use crate::sim::SimClock;
 
@@ -15,13 +16,13 @@ pub(super) fn plugin(app: &mut App) {
     app.add_systems(EguiPrimaryContextPass, orchestrator_panel);
 }
 
-fn orchestrator_panel(mut contexts: EguiContexts, clock: Res<SimClock>, centre: Option<ResMut<Centre>>) -> Result {
-    let Some(mut centre) = centre else { return Ok(()) };
+fn orchestrator_panel(mut contexts: EguiContexts, clock: Res<SimClock>, centre: Option<Res<LocalCentre>>) -> Result {
+    let Some(local) = centre else { return Ok(()) };
     let at = clock.seconds();
     let ctx = contexts.ctx_mut()?;
     let mut acknowledge = None;
     egui::Window::new("Orchestrator").anchor(egui::Align2::LEFT_BOTTOM, [10.0, -10.0]).default_width(520.0).show(ctx, |ui| {
-        let brain = &centre.brain;
+        let brain = &local.centre.brain;
         let f = brain.figures();
         ui.label(format!(
             "alerts raised {} cleared {} escalated {}  ·  commands {} ok {} failed {}",
@@ -59,8 +60,8 @@ fn orchestrator_panel(mut contexts: EguiContexts, clock: Res<SimClock>, centre: 
         }
     });
     if let Some(id) = acknowledge {
-        // The id came from the store a moment ago, so it exists.
-        let _ = centre.brain.alerts.acknowledge(&id, "3d-view", at);
+        local.acknowledge_from_view(&id);
     }
     Ok(())
 }
+

@@ -7,10 +7,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Alert, Component, FailureMode, MissionKind, MissionStop, Telemetry, ValidationError, VehicleId, VehicleStatus};
+use super::{Alert, Component, FailureMode, MissionKind, MissionStop, RuleId, Telemetry, ValidationError, VehicleId, VehicleStatus};
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Simulation seconds between a vehicle's heartbeats.
+pub const HEARTBEAT_INTERVAL_S: u64 = 5;
 
 /// What an envelope carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -102,8 +105,8 @@ pub enum EventKind {
     },
     /// A local rule fired.
     RuleTriggered {
-        /// Rule name, e.g. `coolant_temp_high`.
-        rule: String,
+        /// Which rule, e.g. `coolant_temp_high`.
+        rule: RuleId,
         /// Metric the rule watches.
         metric: String,
         /// Value that fired it.

@@ -4,16 +4,22 @@
 mod alert;
 mod message;
 mod mission;
+mod operator;
+mod rule;
+mod status;
 pub mod metrics;
 mod telemetry;
 mod vehicle;
 
-pub use alert::{Alert, Recommendation, RecommendedAction, Severity};
+pub use alert::{Alert, AlertKey, AlertRecord, AuditAction, AuditEvent, Note, Origin, Recommendation, RecommendedAction, Severity};
 pub use message::{
     Body, Command, CommandAck, Presence, CommandAction, CommandOutcome, Envelope, Event, EventKind, Heartbeat,
-    MessageKind, PROTOCOL_VERSION, ParseError, RuleDecision,
+    HEARTBEAT_INTERVAL_S, MessageKind, PROTOCOL_VERSION, ParseError, RuleDecision,
 };
 pub use mission::{MissionKind, MissionStop};
+pub use operator::{Operation, OperatorReply, OperatorRequest};
+pub use rule::RuleId;
+pub use status::{FleetFigures, FleetOverview, FleetStatus, MissionFigures, VehicleSummary};
 pub use metrics::{METRIC_COUNT, METRICS, Metric, MetricGroup, MetricSpec};
 pub use telemetry::{FailureTruth, Telemetry, TelemetryFrame};
 pub use vehicle::{

@@ -7,8 +7,6 @@
 //! best placed to do them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
-
 use serde::Serialize;
 
 use super::alerts::{AlertKey, AlertPolicy, AlertStore, AuditAction, Condition, Observation, Origin};
@@ -16,9 +14,15 @@ use super::commands::{CommandPolicy, CommandTracker, CommandState, Effect};
 use super::peers::PeerComparison;
 use super::quality::DataQuality;
 use super::missions::{Candidate, MissionBoard, MissionFigures, MissionState, health_weight};
+pub use crate::model::FleetOverview;
 use super::policy::Policy;
+use super::ports::{Cursor, KeptState};
 use super::tracker::{FleetTracker, Ingested, PresenceChange};
-use crate::model::{Body, CommandAction, Component, Envelope, EventKind, Metric, Recommendation, RecommendedAction, RuleDecision, Severity, VehicleId, VehicleModel, VehicleStatus};
+use crate::model::{Body, CommandAction, Component, Envelope, EventKind, Metric, Recommendation, RecommendedAction, RuleDecision, RuleId, Severity, VehicleId, VehicleModel, VehicleStatus};
+
+/// Seconds of silence (three missed heartbeats) after which a vehicle is offline, unless the
+/// caller says otherwise.
+pub const DEFAULT_OFFLINE_AFTER_S: f64 = (crate::model::HEARTBEAT_INTERVAL_S * super::tracker::MISSED_HEARTBEATS as u64) as f64;
 
 /// Seconds a command stays valid.
 const COMMAND_TTL_S: f64 = 900.0;
@@ -26,22 +30,23 @@ const COMMAND_TTL_S: f64 = 900.0;
 /// Vehicle numbers up to which models are known for peer comparison.
 const MAX_PEER_VEHICLES: usize = 1 << 20;
 
-/// The alert a vehicle rule's decision raises: component, alert type.
-pub fn alert_of_rule(rule: &str) -> Option<(Component, &'static str)> {
-    Some(match rule {
-        "coolant_temp_high" | "coolant_temp_very_high" | "coolant_temp_critical" | "coolant_temp_rising_fast" => (Component::CoolingSystem, "overheating"),
-        "coolant_level_low" => (Component::CoolingSystem, "coolant_low"),
-        "oil_pressure_low" | "oil_pressure_lost" => (Component::Lubrication, "oil_pressure_low"),
-        "oil_temp_high" => (Component::Lubrication, "oil_overheating"),
-        "brake_temp_high" => (Component::Brakes, "brake_overheating"),
-        "brake_pad_low" | "brake_pad_worn_out" => (Component::Brakes, "brake_pads_worn"),
-        "tyre_pressure_low" | "tyre_pressure_very_low" | "tyre_deflation" => (Component::Tyres, "tyre_pressure_low"),
-        "battery_voltage_low" => (Component::Battery, "battery_weak"),
-        "wheel_vibration_high" | "wheel_vibration_severe" => (Component::WheelBearings, "wheel_bearing_wear"),
+/// The alert a vehicle rule's decision raises: component, alert type. Exhaustive, so a new
+/// rule must say what its alert is.
+pub fn alert_of_rule(rule: RuleId) -> (Component, &'static str) {
+    use RuleId::*;
+    match rule {
+        CoolantTempHigh | CoolantTempVeryHigh | CoolantTempCritical | CoolantTempRisingFast => (Component::CoolingSystem, "overheating"),
+        CoolantLevelLow => (Component::CoolingSystem, "coolant_low"),
+        OilPressureLow | OilPressureLost => (Component::Lubrication, "oil_pressure_low"),
+        OilTempHigh => (Component::Lubrication, "oil_overheating"),
+        BrakeTempHigh => (Component::Brakes, "brake_overheating"),
+        BrakePadLow | BrakePadWornOut => (Component::Brakes, "brake_pads_worn"),
+        TyrePressureLow | TyrePressureVeryLow | TyreDeflation => (Component::Tyres, "tyre_pressure_low"),
+        BatteryVoltageLow => (Component::Battery, "battery_weak"),
+        WheelVibrationHigh | WheelVibrationSevere => (Component::WheelBearings, "wheel_bearing_wear"),
         // The vehicle cannot tell why; the drivetrain is where to look first.
-        "no_headway" => (Component::Engine, "no_headway"),
-        _ => return None,
-    })
+        NoHeadway => (Component::Engine, "no_headway"),
+    }
 }
 
 /// How severe a vehicle's own decision makes its alert.
@@ -75,22 +80,6 @@ pub struct BrainFigures {
     pub missions: MissionFigures,
 }
 
-/// The fleet at a glance, as `aegis fleet status` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct FleetOverview {
-    /// Vehicles by presence and status.
-    #[serde(flatten)]
-    pub fleet: super::tracker::FleetFigures,
-    /// Active alerts by severity.
-    pub active_alerts_by_severity: BTreeMap<Severity, u64>,
-    /// Vehicles holding a mission.
-    pub vehicles_on_mission: u64,
-    /// Mean over vehicles of the health their active alerts leave them (1 = no alerts).
-    pub mean_health: f32,
-    /// Mission counts.
-    pub missions: MissionFigures,
-}
-
 /// The decision loop.
 pub struct Brain {
     /// Fleet state.
@@ -121,7 +110,7 @@ impl Brain {
     /// A loop with `policy`. Vehicle rules have their own persistence, so their alerts raise
     /// and clear without further delay.
     pub fn new(policy: Policy) -> Self {
-        Self::with_fleet(policy, FleetTracker::new(std::time::Duration::from_secs(15)))
+        Self::with_fleet(policy, FleetTracker::new(DEFAULT_OFFLINE_AFTER_S))
     }
 
     /// A loop over an existing fleet tracker (restored sequence numbers, presence settings).
@@ -154,6 +143,30 @@ impl Brain {
         self
     }
 
+    /// Takes back what an earlier run kept: alerts (ids continue, acknowledgements and notes
+    /// stay), commands in flight (still sent, followed and timed out), missions with their
+    /// vehicles, and the counters, so nothing is numbered or commanded twice.
+    pub fn restore(&mut self, kept: KeptState) {
+        self.alerts.restore(kept.alerts);
+        self.commands.restore(kept.commands);
+        let cursor = kept.cursor.unwrap_or_default();
+        self.seq = cursor.downlink_seq;
+        self.commanded = cursor.commanded.into_iter().collect();
+        if let (Some(board), Some(at)) = (&mut self.missions, cursor.missions) {
+            board.restore(at, kept.missions);
+        }
+    }
+
+    /// The counters a restart continues from (without the centre's own presence numbering).
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            downlink_seq: self.seq.clone(),
+            central_seq: BTreeMap::new(),
+            commanded: self.commanded.iter().cloned().collect(),
+            missions: self.missions.as_ref().map(MissionBoard::cursor),
+        }
+    }
+
     /// Vehicle `id`'s model, when the scenario is known. A vehicle's model depends only on its
     /// number, so the list grows as higher numbers appear.
     fn model_of(&mut self, id: VehicleId) -> Option<VehicleModel> {
@@ -169,9 +182,9 @@ impl Brain {
         self.models.get(index).copied()
     }
 
-    /// Applies one message from a vehicle, received at `now`; returns what the fleet tracker
-    /// made of it (duplicates change nothing else).
-    pub fn ingest(&mut self, envelope: &Envelope, now: Instant) -> (Ingested, Option<PresenceChange>) {
+    /// Applies one message from a vehicle, heard at `now` on the centre's clock; returns what
+    /// the fleet tracker made of it (duplicates change nothing else).
+    pub fn ingest(&mut self, envelope: &Envelope, now: f64) -> (Ingested, Option<PresenceChange>) {
         let (fresh, change) = self.fleet.ingest(envelope, now);
         if let Some(change) = &change {
             // Back online: a later outage may command again.
@@ -187,7 +200,7 @@ impl Brain {
         self.quality.heard(vehicle, at);
         match &envelope.body {
             Body::Event(event) => match &event.event {
-                EventKind::RuleTriggered { rule, metric, value, decision } => self.rule_fired(vehicle, at, rule, metric, *value, *decision),
+                EventKind::RuleTriggered { rule, metric, value, decision } => self.rule_fired(vehicle, at, *rule, metric, *value, *decision),
                 EventKind::Repaired { component } => self.repaired(vehicle, *component, at),
                 EventKind::MissionProgress { mission_id, reached, .. } => {
                     if let Some(board) = &mut self.missions {
@@ -232,8 +245,8 @@ impl Brain {
         }
     }
 
-    fn rule_fired(&mut self, vehicle: VehicleId, at: f64, rule: &str, metric: &str, value: f32, decision: RuleDecision) {
-        let Some((component, alert_type)) = alert_of_rule(rule) else { return };
+    fn rule_fired(&mut self, vehicle: VehicleId, at: f64, rule: RuleId, metric: &str, value: f32, decision: RuleDecision) {
+        let (component, alert_type) = alert_of_rule(rule);
         let severity = severity_of_decision(decision);
         let key = AlertKey { vehicle, component, alert_type: alert_type.to_owned() };
         let observation = Observation {
@@ -388,7 +401,7 @@ impl Brain {
                 let (health, held) = condition.get(&vehicle).copied().unwrap_or((1.0, false));
                 Some(Candidate {
                     vehicle,
-                    position: bevy::math::Vec2::new(metrics.get(Metric::PositionXM), metrics.get(Metric::PositionZM)),
+                    position: glam::Vec2::new(metrics.get(Metric::PositionXM), metrics.get(Metric::PositionZM)),
                     fuel_pct: metrics.get(Metric::FuelLevelPct),
                     health,
                     held,
@@ -476,11 +489,11 @@ mod tests {
     #[test]
     fn a_vehicle_stopped_for_a_critical_fault_is_booked_in_once_it_stands_still() {
         let mut brain = Brain::new(Policy::shipped());
-        let now = Instant::now();
+        let now = 0.0;
         let vehicle = VehicleId(5);
         let event = |seq, event| Envelope::new(vehicle, seq, seq as f64, Body::Event(crate::model::Event { event }));
         brain.ingest(&event(0, EventKind::StatusChanged { from: VehicleStatus::Idle, to: VehicleStatus::EnRoute }), now);
-        brain.ingest(&event(1, EventKind::RuleTriggered { rule: "oil_pressure_lost".into(), metric: "oil_pressure_kpa".into(), value: 20.0, decision: RuleDecision::ControlledStop }), now);
+        brain.ingest(&event(1, EventKind::RuleTriggered { rule: RuleId::OilPressureLost, metric: "oil_pressure_kpa".into(), value: 20.0, decision: RuleDecision::ControlledStop }), now);
         brain.tick(2.0);
         let actions = |brain: &Brain| brain.commands.all().map(|c| c.action.clone()).collect::<Vec<_>>();
         assert_eq!(actions(&brain), [CommandAction::Stop]);
@@ -496,7 +509,7 @@ mod tests {
     #[test]
     fn a_predicted_failure_books_maintenance_and_holds_missions_until_the_prediction_lifts() {
         let mut brain = Brain::new(Policy::shipped());
-        brain.ingest(&frame(0, false), Instant::now());
+        brain.ingest(&frame(0, false), 0.0);
         brain.predicted(VehicleId(5), Component::Brakes, Some(30.0), 0.8, 10.0);
         let alert = brain.alerts.all().next().expect("raised").clone();
         assert_eq!((alert.origin, alert.severity, alert.time_to_failure_h), (Origin::Prediction, Severity::Warning, Some(30.0)));
@@ -514,7 +527,7 @@ mod tests {
     #[test]
     fn a_stuck_sensor_is_a_data_quality_alert_that_clears_when_it_moves_again() {
         let mut brain = Brain::new(Policy::shipped());
-        let now = Instant::now();
+        let now = 0.0;
         for step in 0..40 {
             brain.ingest(&frame(step, false), now);
         }

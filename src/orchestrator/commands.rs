@@ -6,14 +6,14 @@
 //! Times are the caller's clock in seconds (the vehicle's simulation time); the tracker holds
 //! no clock of its own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{Command, CommandAck, CommandAction, CommandOutcome, VehicleId, VehicleStatus};
 
 /// Where a command is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CommandState {
     /// Waiting to be sent (its vehicle may be offline).
@@ -64,7 +64,7 @@ pub struct Effect {
 }
 
 /// One command and its history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrackedCommand {
     /// Unique id, `C000001` onwards.
     pub id: String,
@@ -116,6 +116,8 @@ pub struct CommandTracker {
     policy: CommandPolicy,
     commands: BTreeMap<String, TrackedCommand>,
     next_id: u64,
+    /// Changed since [`CommandTracker::take_changed`] last ran.
+    changed: BTreeSet<String>,
 }
 
 impl CommandTracker {
@@ -144,7 +146,23 @@ impl CommandTracker {
                 detail: None,
             },
         );
+        self.changed.insert(id.clone());
         id
+    }
+
+    /// Takes back commands an earlier run kept: ids continue after the highest, and those
+    /// still in flight go on being sent, followed and timed out.
+    pub fn restore(&mut self, commands: Vec<TrackedCommand>) {
+        for command in commands {
+            let number = command.id.trim_start_matches('C').parse::<u64>().unwrap_or(0);
+            self.next_id = self.next_id.max(number);
+            self.commands.insert(command.id.clone(), command);
+        }
+    }
+
+    /// Commands changed since the last call, and clears the marks.
+    pub fn take_changed(&mut self) -> Vec<TrackedCommand> {
+        std::mem::take(&mut self.changed).into_iter().filter_map(|id| self.commands.get(&id).cloned()).collect()
     }
 
     /// The commands to send now: queued ones whose vehicle is online, and sent ones whose
@@ -164,6 +182,7 @@ impl CommandTracker {
             command.state = CommandState::Sent;
             command.attempts += 1;
             command.sent_at = Some(at);
+            self.changed.insert(command.id.clone());
             due.push((command.vehicle, Command { command_id: command.id.clone(), action: command.action.clone(), ttl_s: command.expires_at - at }));
         }
         due
@@ -175,6 +194,7 @@ impl CommandTracker {
         if !matches!(command.state, CommandState::Sent | CommandState::Queued) {
             return;
         }
+        self.changed.insert(command.id.clone());
         match ack.outcome {
             CommandOutcome::Accepted => {
                 command.state = CommandState::Delivered;
@@ -189,6 +209,7 @@ impl CommandTracker {
         for command in self.commands.values_mut().filter(|c| c.vehicle == vehicle && c.state == CommandState::Delivered) {
             if command.took_effect(effect) {
                 command.finish(CommandState::Succeeded, at, None);
+                self.changed.insert(command.id.clone());
             }
         }
     }
@@ -208,6 +229,7 @@ impl CommandTracker {
                 _ => continue,
             };
             command.finish(state, at, detail);
+            self.changed.insert(command.id.clone());
             ended.push(command.id.clone());
         }
         ended

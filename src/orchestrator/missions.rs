@@ -16,16 +16,17 @@
 //! so a vehicle a few minutes further away wins over one that is ailing or nearly empty.
 //! Everything runs on simulation time and a seeded generator: same scenario, same missions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use bevy::math::Vec2;
+use glam::Vec2;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+pub use crate::model::MissionFigures;
 use crate::model::{CommandAction, MissionKind, MissionStop, Severity, VehicleId};
 use crate::scenario::{MissionSpec, Scenario};
-use crate::sim::world::RoadNetwork;
+use crate::world::RoadNetwork;
 
 /// Vehicles below this estimated health get no missions.
 pub const MIN_HEALTH: f32 = 0.6;
@@ -51,7 +52,7 @@ pub fn health_weight(severity: Severity) -> f32 {
 }
 
 /// Where a mission is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MissionState {
     /// Waiting for a vehicle.
@@ -67,7 +68,7 @@ pub enum MissionState {
 }
 
 /// One mission and its history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Mission {
     /// `M000001` onwards.
     pub id: String,
@@ -123,17 +124,15 @@ pub struct Candidate {
     pub held: bool,
 }
 
-/// Mission counts, for summaries.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct MissionFigures {
-    /// Missions generated.
-    pub missions_generated: u64,
-    /// Missions whose every stop was reached.
-    pub missions_completed: u64,
-    /// Times a mission went back to the queue after a recall, a refusal or a failed command.
-    pub missions_reassigned: u64,
-    /// Missions nobody started before their deadline.
-    pub missions_missed: u64,
+/// Where a mission board's generator stands.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BoardCursor {
+    /// Number of the last mission generated.
+    pub next_id: u64,
+    /// When the next mission is due (simulation seconds).
+    pub next_due: f64,
+    /// Counts so far.
+    pub figures: MissionFigures,
 }
 
 /// The mission generator and ledger.
@@ -141,10 +140,14 @@ pub struct MissionFigures {
 pub struct MissionBoard {
     spec: MissionSpec,
     network: RoadNetwork,
-    rng: SmallRng,
+    /// Each mission's stops are drawn from its own stream, seeded from this and its number, so
+    /// a board restored after a restart draws the same missions it would have.
+    seed: u64,
     interval_s: f64,
     next_due: f64,
     next_id: u64,
+    /// Changed since [`MissionBoard::take_changed`] last ran.
+    changed: BTreeSet<String>,
     missions: BTreeMap<String, Mission>,
     by_vehicle: BTreeMap<VehicleId, String>,
     /// Road times to each stop node, computed once per node.
@@ -160,9 +163,10 @@ impl MissionBoard {
             interval_s: 3600.0 / f64::from(spec.per_hour),
             spec,
             network: RoadNetwork::generate(scenario),
-            rng: SmallRng::seed_from_u64(scenario.seed ^ 0x4D15_5101),
+            seed: scenario.seed ^ 0x4D15_5101,
             next_due: 0.0,
             next_id: 0,
+            changed: BTreeSet::new(),
             missions: BTreeMap::new(),
             by_vehicle: BTreeMap::new(),
             times_to: BTreeMap::new(),
@@ -180,8 +184,8 @@ impl MissionBoard {
         while self.next_due <= at {
             let created = self.next_due;
             self.next_due += self.interval_s;
-            let stops = self.draw_stops();
             self.next_id += 1;
+            let stops = self.draw_stops(self.next_id);
             let id = format!("M{:06}", self.next_id);
             let start_by = created + self.spec.deadline.as_secs_f64();
             let mission = Mission {
@@ -199,32 +203,35 @@ impl MissionBoard {
                 history: vec![(created, "created".to_owned())],
                 offset: 0,
             };
+            self.changed.insert(id.clone());
             self.missions.insert(id, mission);
             self.figures.missions_generated += 1;
         }
         for mission in self.missions.values_mut().filter(|m| m.state == MissionState::Pending && m.start_by < at) {
+            self.changed.insert(mission.id.clone());
             mission.state = MissionState::Missed;
             mission.history.push((at, "missed: nobody started it in time".to_owned()));
             self.figures.missions_missed += 1;
         }
     }
 
-    fn draw_stops(&mut self) -> Vec<MissionStop> {
+    fn draw_stops(&self, number: u64) -> Vec<MissionStop> {
+        let mut rng = SmallRng::seed_from_u64(self.seed ^ number.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let depots = self.network.depots.len();
         let depot_stop = |network: &RoadNetwork, d: usize| MissionStop { node: network.depots[d].node, name: network.depots[d].name.clone() };
         match self.spec.kind {
             MissionKind::Delivery => {
-                let pickup = self.rng.random_range(0..depots);
+                let pickup = rng.random_range(0..depots);
                 // Another depot: the scenario check guarantees there are at least two.
-                let dropoff = (pickup + self.rng.random_range(1..depots.max(2))) % depots;
+                let dropoff = (pickup + rng.random_range(1..depots.max(2))) % depots;
                 vec![depot_stop(&self.network, pickup), depot_stop(&self.network, dropoff)]
             }
             MissionKind::Patrol => {
-                let base = self.rng.random_range(0..depots);
+                let base = rng.random_range(0..depots);
                 let junctions = self.network.junctions();
                 let mut stops = vec![depot_stop(&self.network, base)];
                 for _ in 0..self.spec.stops {
-                    let node = self.rng.random_range(0..junctions);
+                    let node = rng.random_range(0..junctions);
                     stops.push(MissionStop { node, name: format!("junction {node}") });
                 }
                 stops.push(depot_stop(&self.network, base));
@@ -257,6 +264,7 @@ impl MissionBoard {
             let (chosen, _) = free.swap_remove(best);
             let mission = self.missions.get_mut(&id).expect("pending mission");
             mission.offset = first;
+            self.changed.insert(id.clone());
             let action = CommandAction::AssignMission { mission_id: id.clone(), kind: mission.kind, stops: mission.stops[first..].to_vec() };
             out.push((id, chosen.vehicle, action));
         }
@@ -266,6 +274,7 @@ impl MissionBoard {
     /// Records that mission `id` was sent to `vehicle` by command `command`.
     pub fn assigned(&mut self, id: &str, vehicle: VehicleId, command: String, at: f64) {
         let Some(mission) = self.missions.get_mut(id) else { return };
+        self.changed.insert(id.to_owned());
         mission.state = MissionState::Assigned;
         mission.vehicle = Some(vehicle);
         mission.assignments += 1;
@@ -280,6 +289,7 @@ impl MissionBoard {
         let Some(mission) = self.missions.values_mut().find(|m| m.state == MissionState::Assigned && m.command.as_deref() == Some(command)) else { return };
         if succeeded {
             mission.state = MissionState::InProgress;
+            self.changed.insert(mission.id.clone());
             return;
         }
         if let Some(vehicle) = mission.vehicle {
@@ -323,6 +333,7 @@ impl MissionBoard {
         if matches!(mission.state, MissionState::Completed | MissionState::Missed) {
             return;
         }
+        self.changed.insert(id.clone());
         mission.state = MissionState::Pending;
         mission.vehicle = None;
         mission.command = None;
@@ -336,6 +347,7 @@ impl MissionBoard {
         if self.by_vehicle.get(&vehicle).map(String::as_str) != Some(id) {
             return None;
         }
+        self.changed.insert(id.to_owned());
         self.missions.get_mut(id)
     }
 
@@ -362,6 +374,30 @@ impl MissionBoard {
     /// Counts so far.
     pub fn figures(&self) -> MissionFigures {
         self.figures
+    }
+
+    /// Missions changed since the last call, and clears the marks.
+    pub fn take_changed(&mut self) -> Vec<Mission> {
+        std::mem::take(&mut self.changed).into_iter().filter_map(|id| self.missions.get(&id).cloned()).collect()
+    }
+
+    /// Where the generator stands, for a restart to continue from.
+    pub fn cursor(&self) -> BoardCursor {
+        BoardCursor { next_id: self.next_id, next_due: self.next_due, figures: self.figures }
+    }
+
+    /// Takes back what an earlier run kept: the generator continues where it stood, and
+    /// missions assigned or under way stay with their vehicles.
+    pub fn restore(&mut self, cursor: BoardCursor, missions: Vec<Mission>) {
+        self.next_id = cursor.next_id;
+        self.next_due = cursor.next_due;
+        self.figures = cursor.figures;
+        for mission in missions {
+            if let (Some(vehicle), MissionState::Assigned | MissionState::InProgress) = (mission.vehicle, mission.state) {
+                self.by_vehicle.insert(vehicle, mission.id.clone());
+            }
+            self.missions.insert(mission.id.clone(), mission);
+        }
     }
 }
 

@@ -1,21 +1,23 @@
-//! The orchestrator: the centre that consumes the whole fleet. It tracks every vehicle's
-//! latest state, sequence numbers and presence; [`service`] runs it over Redis; [`alerts`]
-//! and [`commands`] are the alert and command lifecycles it will drive, [`policy`] the rules
-//! that map alerts to commands.
+//! The centre: consumes the whole fleet's messages, keeps its state, raises alerts, decides
+//! and follows commands, and dispatches missions. It depends on the data model, the world
+//! and the scenario only (a test checks it): never on the simulator, a transport or Bevy.
+//!
+//! [`brain`] is the decision loop, [`centre`] runs it with its [`ports`] (operators, state
+//! store); the transports in `bus/` implement those ports and feed it.
 
 pub mod alerts;
 pub mod brain;
+pub mod centre;
 pub mod commands;
-pub mod in_process;
 pub mod missions;
 pub mod operator;
 pub mod peers;
 pub mod policy;
+pub mod ports;
 pub mod quality;
 pub mod sequence;
-pub mod service;
 pub mod tracker;
 
+pub use centre::{Centre, CentreCounters};
 pub use sequence::SeqSet;
-pub use service::{OrchestratorOptions, OrchestratorSummary};
 pub use tracker::{FleetTracker, Ingested, PresenceChange};

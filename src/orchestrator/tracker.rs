@@ -2,15 +2,14 @@
 //! it has sent, and whether it is reachable.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
-use serde::Serialize;
+
 
 use super::sequence::SeqSet;
+pub use crate::model::FleetFigures;
 use crate::model::{Body, Envelope, EventKind, MessageKind, Presence, Telemetry, VehicleId, VehicleStatus};
 
-/// Heartbeat interval of the simulated vehicles, in simulation seconds.
-pub const HEARTBEAT_INTERVAL_S: u64 = crate::sim::sensors::HEARTBEAT_INTERVAL_S;
+pub use crate::model::HEARTBEAT_INTERVAL_S;
 
 /// Heartbeats a vehicle may miss before it is declared offline.
 pub const MISSED_HEARTBEATS: u32 = 3;
@@ -26,9 +25,9 @@ pub struct VehicleState {
     pub telemetry: Option<Box<Telemetry>>,
     /// Simulation time of the latest message.
     pub last_sim_time: f64,
-    /// When the latest message arrived (this process's clock); `None` when only known from
-    /// stored sequence numbers.
-    pub last_seen: Option<Instant>,
+    /// When the latest message arrived, on the centre's clock (seconds); `None` when only
+    /// known from stored sequence numbers.
+    pub last_seen: Option<f64>,
     /// Reachable.
     pub online: bool,
     /// Changed since [`FleetTracker::take_changed`] last ran.
@@ -63,7 +62,7 @@ pub struct PresenceChange {
 #[derive(Debug)]
 pub struct FleetTracker {
     vehicles: BTreeMap<VehicleId, VehicleState>,
-    offline_after: Duration,
+    offline_after_s: f64,
     /// Messages applied, by kind.
     pub by_kind: BTreeMap<MessageKind, u64>,
     /// Messages dropped as duplicates.
@@ -71,9 +70,11 @@ pub struct FleetTracker {
 }
 
 impl FleetTracker {
-    /// A tracker that declares a vehicle offline after `offline_after` of silence.
-    pub fn new(offline_after: Duration) -> Self {
-        Self { vehicles: BTreeMap::new(), offline_after, by_kind: BTreeMap::new(), duplicates: 0 }
+    /// A tracker that declares a vehicle offline after `offline_after_s` seconds of silence on
+    /// the centre's clock: simulated seconds in process, wall seconds over Redis (where a
+    /// silent vehicle may be a stopped process whose clock stopped with it).
+    pub fn new(offline_after_s: f64) -> Self {
+        Self { vehicles: BTreeMap::new(), offline_after_s, by_kind: BTreeMap::new(), duplicates: 0 }
     }
 
     /// Restores the sequence numbers a previous run of this consumer group processed.
@@ -83,10 +84,10 @@ impl FleetTracker {
         state.changed = false;
     }
 
-    /// Applies one message received at `now`. Returns whether it was new, and a presence
+    /// Applies one message heard at `now` (the centre's clock, seconds). Returns whether it was new, and a presence
     /// change when the vehicle was offline. A duplicate changes nothing but liveness: it still
     /// proves the vehicle is there.
-    pub fn ingest(&mut self, envelope: &Envelope, now: Instant) -> (Ingested, Option<PresenceChange>) {
+    pub fn ingest(&mut self, envelope: &Envelope, now: f64) -> (Ingested, Option<PresenceChange>) {
         let state = self.vehicles.entry(envelope.vehicle_id).or_insert_with(VehicleState::new);
         let fresh = state.seen.insert(envelope.seq);
         state.last_seen = Some(now);
@@ -116,17 +117,17 @@ impl FleetTracker {
     }
 
     /// Declares offline every online vehicle silent for longer than the limit at `now`.
-    pub fn check_presence(&mut self, now: Instant) -> Vec<PresenceChange> {
+    pub fn check_presence(&mut self, now: f64) -> Vec<PresenceChange> {
         let mut changes = Vec::new();
         for (&vehicle, state) in &mut self.vehicles {
             let Some(last) = state.last_seen else { continue };
-            let silent = now.saturating_duration_since(last);
-            if state.online && silent > self.offline_after {
+            let silent = (now - last).max(0.0);
+            if state.online && silent > self.offline_after_s {
                 state.online = false;
                 state.changed = true;
                 changes.push(PresenceChange {
                     vehicle,
-                    presence: Presence { online: false, last_seen_sim_time: state.last_sim_time, silent_s: silent.as_secs_f64() },
+                    presence: Presence { online: false, last_seen_sim_time: state.last_sim_time, silent_s: silent },
                 });
             }
         }
@@ -167,23 +168,6 @@ impl FleetTracker {
     }
 }
 
-/// Counts over the whole fleet.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct FleetFigures {
-    /// Vehicles known.
-    pub vehicles: u64,
-    /// Reachable now.
-    pub online: u64,
-    /// Silent past the limit.
-    pub offline: u64,
-    /// Vehicles by latest status.
-    pub by_status: BTreeMap<VehicleStatus, u64>,
-    /// Distinct sequence numbers processed, over every run of this consumer group.
-    pub sequence_numbers_seen: u64,
-    /// Sequence numbers missing below each vehicle's highest.
-    pub gaps: u64,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,16 +179,16 @@ mod tests {
 
     #[test]
     fn silence_makes_a_vehicle_offline_and_a_message_brings_it_back() {
-        let start = Instant::now();
-        let mut tracker = FleetTracker::new(Duration::from_secs(15));
+        let start = 100.0;
+        let mut tracker = FleetTracker::new(15.0);
         let (_, change) = tracker.ingest(&heartbeat(1, 0), start);
         assert!(change.is_some_and(|c| c.presence.online), "first contact is a connect");
-        assert!(tracker.check_presence(start + Duration::from_secs(10)).is_empty());
-        let offline = tracker.check_presence(start + Duration::from_secs(16));
+        assert!(tracker.check_presence(start + 10.0).is_empty());
+        let offline = tracker.check_presence(start + 16.0);
         assert_eq!(offline.len(), 1);
         assert!(!offline[0].presence.online && offline[0].presence.silent_s >= 16.0);
-        assert!(tracker.check_presence(start + Duration::from_secs(30)).is_empty(), "reported once");
-        let (_, back) = tracker.ingest(&heartbeat(1, 1), start + Duration::from_secs(31));
+        assert!(tracker.check_presence(start + 30.0).is_empty(), "reported once");
+        let (_, back) = tracker.ingest(&heartbeat(1, 1), start + 31.0);
         assert!(back.is_some_and(|c| c.presence.online));
         assert_eq!(tracker.ingest(&heartbeat(1, 1), start).0, Ingested::Duplicate);
         assert_eq!(tracker.summary().online, 1);

@@ -39,6 +39,25 @@ pub struct Scenario {
     /// depots' local delivery rounds only.
     #[serde(default)]
     pub missions: Option<MissionSpec>,
+    /// Periods in which vehicles' telematics units lose their connection.
+    #[serde(default)]
+    pub outages: Vec<toml::Spanned<OutageSpec>>,
+}
+
+/// A telematics outage: the vehicles go on driving and keep what they would have sent (and
+/// send it, in order, once connected again, as store-and-forward units do), but send and
+/// receive nothing meanwhile.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutageSpec {
+    /// Vehicles it hits, e.g. `["V0003"]`.
+    pub vehicles: Vec<VehicleId>,
+    /// When the connection drops, e.g. `"10m"`.
+    #[serde(deserialize_with = "duration_field")]
+    pub start: Duration,
+    /// How long it stays down, e.g. `"2m"`.
+    #[serde(deserialize_with = "duration_field")]
+    pub duration: Duration,
 }
 
 /// The mission generator's settings.
@@ -276,7 +295,15 @@ pub enum ScenarioError {
     },
 }
 
+/// The shipped demo scenario, built in: benchmarks use its world when given none.
+const BUILTIN_DEMO: &str = include_str!("../../scenarios/demo.toml");
+
 impl Scenario {
+    /// `scenarios/demo.toml` as shipped with this build.
+    pub fn builtin_demo() -> Scenario {
+        Scenario::parse(BUILTIN_DEMO, Path::new("scenarios/demo.toml")).expect("the shipped demo scenario is valid")
+    }
+
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let text = std::fs::read_to_string(path)
@@ -359,6 +386,16 @@ impl Scenario {
             }
             if !(0.0..=1.0).contains(&spec.initial_severity) {
                 return Err((at, format!("failures.initial_severity: expected 0 to 1, found {}", spec.initial_severity)));
+            }
+        }
+        for outage in &self.outages {
+            let at = Some(outage.span().start);
+            let spec = outage.get_ref();
+            if spec.vehicles.is_empty() {
+                return Err((at, "outages.vehicles: expected at least one vehicle id".into()));
+            }
+            if spec.duration.is_zero() {
+                return Err((at, "outages.duration: expected a duration above zero".into()));
             }
         }
         Ok(())

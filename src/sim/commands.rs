@@ -4,9 +4,10 @@ use bevy::prelude::*;
 
 use super::clock::SimClock;
 use super::outbox::{BusHandle, Outbox, SimCounters};
-use super::vehicle::{ActiveMission, Navigation, Plan, RuleState, Vehicle};
-use super::world::RoadNetwork;
-use super::VehicleIndex;
+use super::vehicle::{ActiveMission, CommandMemory, Navigation, Plan, RuleState, Vehicle};
+use super::fleet::{FleetConfig, Outages, WorldMap};
+use crate::world::RoadNetwork;
+use super::fleet::VehicleIndex;
 use crate::bus::{Backlog, Filter, Subscription};
 use bevy_rapier3d::prelude::Velocity;
 
@@ -34,9 +35,10 @@ fn apply_commands(
     clock: Res<SimClock>,
     inbox: Option<Res<CommandInbox>>,
     index: Res<VehicleIndex>,
-    fleet: Res<super::FleetConfig>,
-    network: Res<RoadNetwork>,
-    mut vehicles: Query<(&Vehicle, &mut Navigation, &mut RuleState, &mut Transform, &mut Velocity)>,
+    fleet: Res<FleetConfig>,
+    network: Res<WorldMap>,
+    outages: Res<Outages>,
+    mut vehicles: Query<(&Vehicle, &mut Navigation, &mut RuleState, &mut Transform, &mut Velocity, &mut CommandMemory)>,
     mut outbox: ResMut<Outbox>,
     mut counters: ResMut<SimCounters>,
 ) {
@@ -47,10 +49,20 @@ fn apply_commands(
             // Another process simulates that vehicle.
             continue;
         }
-        let Some((vehicle, mut nav, mut rules, mut transform, mut velocity)) = index.get(envelope.vehicle_id).and_then(|e| vehicles.get_mut(e).ok()) else {
+        if outages.dark(envelope.vehicle_id, clock.seconds()) {
+            // Out of touch: it never arrives (the centre sends it again).
+            continue;
+        }
+        let Some((vehicle, mut nav, mut rules, mut transform, mut velocity, mut memory)) = index.get(envelope.vehicle_id).and_then(|e| vehicles.get_mut(e).ok()) else {
             warn!("command {} for unknown vehicle {} ignored", command.command_id, envelope.vehicle_id);
             continue;
         };
+        if let Some(outcome) = memory.outcome_of(&command.command_id) {
+            // A repeat (resent, or re-sent by a restarted centre): answered, not applied again.
+            let detail = Some("already handled".to_owned()).filter(|_| outcome == CommandOutcome::Rejected);
+            outbox.send(vehicle.id, Body::CommandAck(CommandAck { command_id: command.command_id.clone(), outcome, detail }));
+            continue;
+        }
         let expired = envelope.sim_time + command.ttl_s < clock.seconds();
         let result = if expired {
             Err("expired before delivery".to_owned())
@@ -65,6 +77,7 @@ fn apply_commands(
             Ok(()) => (CommandOutcome::Accepted, None),
             Err(why) => (CommandOutcome::Rejected, Some(why)),
         };
+        memory.remember(&command.command_id, outcome);
         outbox.send(vehicle.id, Body::CommandAck(CommandAck { command_id: command.command_id.clone(), outcome, detail }));
     }
 }

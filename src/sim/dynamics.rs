@@ -13,8 +13,9 @@ use rand::rngs::SmallRng;
 use super::clock::{SimClock, STEP_S};
 use super::environment::Environment;
 use super::vehicle::{Condition, Drive, Navigation, Plan, RuleState, Vehicle, VehicleSpec, vehicle_seed};
-use super::world::RoadNetwork;
-use super::FleetConfig;
+use super::fleet::WorldMap;
+use crate::world::RoadNetwork;
+use super::fleet::FleetConfig;
 use crate::model::{RuleDecision, VehicleStatus};
 use crate::schedule::SimSystems;
 
@@ -36,7 +37,7 @@ pub(super) fn plugin(app: &mut App) {
 /// Moves vehicles along their routes: junction arrivals, depot dwell, departures.
 fn navigate(
     clock: Res<SimClock>,
-    network: Res<RoadNetwork>,
+    network: Res<WorldMap>,
     config: Res<FleetConfig>,
     mut vehicles: Query<(&Vehicle, &Transform, &mut Navigation, &mut Drive, &RuleState)>,
 ) {
@@ -50,7 +51,10 @@ fn navigate(
                     depart(vehicle, &network, &mut nav, &mut drive, clock.steps, config.seed);
                 }
             }
-            VehicleStatus::InMaintenance | VehicleStatus::Stopped | VehicleStatus::Offline => {}
+            // In the workshop (or on the recovery truck on its way there) the engine is off,
+            // however the vehicle got there.
+            VehicleStatus::InMaintenance => drive.engine_on = false,
+            VehicleStatus::Stopped | VehicleStatus::Offline => {}
             VehicleStatus::EnRoute | VehicleStatus::Returning => {
                 if position.distance(network.position(nav.to)) > ARRIVAL_M {
                     return;
@@ -149,7 +153,7 @@ fn arrive_at_depot(nav: &mut Navigation, drive: &mut Drive, dwell_s: f32, rules:
 /// The driver and the vehicle: speed choice, pedals, gearbox, engine, brakes, tyres.
 #[allow(clippy::type_complexity)]
 fn drive(
-    network: Res<RoadNetwork>,
+    network: Res<WorldMap>,
     env: Res<Environment>,
     mut vehicles: Query<(&Vehicle, &Transform, &Navigation, &RuleState, &Condition, &mut Drive, &mut Velocity, &mut ExternalForce)>,
 ) {

@@ -7,7 +7,8 @@ use rand::Rng;
 use super::clock::{SimClock, STEP_S};
 use super::outbox::{Outbox, SimCounters};
 use super::vehicle::{ActiveFailure, BATTERY_MOHM, Condition, Drive, Faults, Navigation, PAD_MM, RuleState, SensorState, Vehicle};
-use super::VehicleIndex;
+use super::environment::Environment;
+use super::fleet::{FleetConfig, Members, VehicleIndex};
 use crate::model::{EventKind, FailureMode, FailureTruth, Metric, METRICS, VehicleId, VehicleStatus};
 use crate::schedule::SimSystems;
 
@@ -35,7 +36,7 @@ pub struct InjectionSchedule(pub Vec<(f64, InjectFailure)>);
 
 impl InjectionSchedule {
     /// Builds the schedule from a scenario, skipping vehicles beyond the fleet size.
-    pub fn from_scenario(scenario: &crate::scenario::Scenario, fleet_size: u32, members: super::Members) -> Self {
+    pub fn from_scenario(scenario: &crate::scenario::Scenario, fleet_size: u32, members: Members) -> Self {
         let mut due: Vec<(f64, InjectFailure)> = scenario
             .failures
             .iter()
@@ -234,11 +235,11 @@ pub fn corrupt_reading(failure: &ActiveFailure, metric: Metric, truth: f32) -> f
 
 #[allow(clippy::type_complexity)]
 fn repair_at_depot(
-    env: Res<super::environment::Environment>,
+    env: Res<Environment>,
     mut vehicles: Query<(&Vehicle, &mut Navigation, &mut Faults, &mut Condition, &mut RuleState, &mut SensorState)>,
     mut outbox: ResMut<Outbox>,
     mut counters: ResMut<SimCounters>,
-    fleet: Res<super::FleetConfig>,
+    fleet: Res<FleetConfig>,
 ) {
     let dt = STEP_S as f32;
     for (vehicle, mut nav, mut faults, mut c, mut rules, mut sensors) in &mut vehicles {

@@ -1,6 +1,9 @@
 //! The simulated fleet: vehicles as ECS entities on rapier rigid bodies, driven over a road
 //! network, with thermal, electrical and wear models, injected failures, sensors and local
 //! rules. Everything runs in `FixedUpdate`, so a run depends only on its scenario and seed.
+//!
+//! Modules depend on each other in one direction only (a test checks it): [`fleet`],
+//! [`clock`] and [`vehicle`] at the bottom, the phases above them, this file assembling them.
 
 pub mod clock;
 mod commands;
@@ -8,39 +11,27 @@ pub mod condition;
 pub mod dynamics;
 pub mod environment;
 pub mod failures;
+pub mod fleet;
 mod missions;
 pub mod outbox;
 pub mod rules;
 pub mod sensors;
 pub mod vehicle;
-pub mod world;
+
+use std::sync::Arc;
 
 use bevy::prelude::*;
 
 use crate::bus::SharedBus;
 use crate::model::VehicleId;
 use crate::scenario::Scenario;
+use crate::world::RoadNetwork;
 
 pub use clock::{SimClock, Speed};
 pub use failures::InjectFailure;
+pub use fleet::{FleetConfig, Members, Outages, ScenarioResource, VehicleIndex, WorldMap};
 pub use outbox::{BusHandle, SimCounters};
-pub use vehicle::{FleetConfig, Members, Vehicle};
-
-/// The scenario being run.
-#[derive(Resource, Debug, Clone)]
-pub struct ScenarioResource(pub Scenario);
-
-/// Vehicle entities by id, for routing commands and injections. Sparse when this process
-/// simulates a shard of the fleet.
-#[derive(Resource, Debug, Default)]
-pub struct VehicleIndex(Vec<Option<Entity>>);
-
-impl VehicleIndex {
-    /// The entity of vehicle `id`, if it is simulated here.
-    pub fn get(&self, id: VehicleId) -> Option<Entity> {
-        (id.0 as usize).checked_sub(1).and_then(|i| self.0.get(i)).copied().flatten()
-    }
-}
+pub use vehicle::Vehicle;
 
 /// Runs a scenario's fleet on a bus.
 pub struct SimPlugin {
@@ -60,7 +51,7 @@ pub struct SimPlugin {
 
 impl Plugin for SimPlugin {
     fn build(&self, app: &mut App) {
-        let network = world::RoadNetwork::generate(&self.scenario);
+        let network = WorldMap(Arc::new(RoadNetwork::generate(&self.scenario)));
         let env_model = environment::EnvironmentModel {
             spec: self.scenario.environment.clone(),
             base_altitude_m: self.scenario.world.base_altitude_m,
@@ -72,6 +63,7 @@ impl Plugin for SimPlugin {
             .insert_resource(commands::CommandInbox::subscribe(&BusHandle(self.bus.clone())))
             .insert_resource(BusHandle(self.bus.clone()))
             .insert_resource(outbox::Outbox::starting_at(&self.first_seq))
+            .insert_resource(fleet::Outages::from_scenario(&self.scenario, self.members))
             .insert_resource(network)
             .insert_resource(env_model)
             .init_resource::<VehicleIndex>();
@@ -89,7 +81,7 @@ impl Plugin for SimPlugin {
             rules::plugin,
             missions::plugin,
         ));
-        app.add_systems(Startup, (vehicle::spawn_fleet, index_vehicles).chain());
+        app.add_systems(Startup, (vehicle::spawn::spawn_fleet, index_vehicles).chain());
     }
 }
 

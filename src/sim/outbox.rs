@@ -5,6 +5,7 @@
 use bevy::prelude::*;
 
 use super::clock::SimClock;
+use super::fleet::Outages;
 use crate::bus::SharedBus;
 use crate::model::{Body, Envelope, EventKind, Event, VehicleId};
 use crate::schedule::SimSystems;
@@ -19,6 +20,8 @@ pub struct Outbox {
     queued: Vec<(VehicleId, Body)>,
     /// Next sequence number per vehicle, indexed by the id's number.
     next_seq: Vec<u64>,
+    /// What vehicles out of touch keep until they are connected again, numbered in order.
+    held: std::collections::BTreeMap<VehicleId, Vec<Envelope>>,
 }
 
 impl Outbox {
@@ -72,10 +75,11 @@ pub(super) fn plugin(app: &mut App) {
     app.add_systems(FixedUpdate, flush.in_set(SimSystems::Send));
 }
 
-fn flush(clock: Res<SimClock>, bus: Res<BusHandle>, mut outbox: ResMut<Outbox>, mut counters: ResMut<SimCounters>) {
+fn flush(clock: Res<SimClock>, bus: Res<BusHandle>, outages: Res<Outages>, mut outbox: ResMut<Outbox>, mut counters: ResMut<SimCounters>) {
     if outbox.queued.is_empty() {
         return;
     }
+    let outbox = &mut *outbox;
     let now = clock.seconds();
     let mut queued = std::mem::take(&mut outbox.queued);
     // Stable: a vehicle's own messages keep the order they were queued in.
@@ -93,7 +97,18 @@ fn flush(clock: Res<SimClock>, bus: Res<BusHandle>, mut outbox: ResMut<Outbox>, 
         }
         let seq = outbox.next_seq[slot];
         outbox.next_seq[slot] += 1;
-        bus.0.publish(Envelope::new(vehicle, seq, now, body));
+        let envelope = Envelope::new(vehicle, seq, now, body);
+        if outages.dark(vehicle, now) {
+            outbox.held.entry(vehicle).or_default().push(envelope);
+            continue;
+        }
+        // Connected again: what was kept goes first.
+        if let Some(kept) = outbox.held.remove(&vehicle) {
+            for envelope in kept {
+                bus.0.publish(envelope);
+            }
+        }
+        bus.0.publish(envelope);
     }
     // Hand the allocation back so steady state does not reallocate.
     outbox.queued = queued;

@@ -5,9 +5,9 @@
 use bevy::prelude::*;
 
 use super::outbox::{Outbox, SimCounters};
-use super::sensors::SampledSensors;
-use super::vehicle::{Navigation, RuleState, SensorState, Vehicle};
-use crate::model::{EventKind, Metric, RuleDecision, TelemetryFrame, VehicleStatus};
+use super::clock::SimClock;
+use super::vehicle::{Navigation, PreviousFrame, RuleState, SensorState, Vehicle};
+use crate::model::{EventKind, Metric, RuleDecision, RuleId, TelemetryFrame, VehicleStatus};
 use crate::schedule::SimSystems;
 
 /// What a rule looks at.
@@ -42,8 +42,8 @@ pub enum Test {
 /// One local rule.
 #[derive(Debug, Clone, Copy)]
 pub struct Rule {
-    /// Name used in events.
-    pub name: &'static str,
+    /// Which rule, as named in events.
+    pub id: RuleId,
     /// What it watches.
     pub signal: Signal,
     /// When it fires.
@@ -59,30 +59,30 @@ pub struct Rule {
     pub decision: RuleDecision,
 }
 
-const fn rule(name: &'static str, signal: Signal, test: Test, persistence_s: u16, decision: RuleDecision) -> Rule {
-    Rule { name, signal, test, persistence_s, engine_running: false, while_driving: false, decision }
+const fn rule(id: RuleId, signal: Signal, test: Test, persistence_s: u16, decision: RuleDecision) -> Rule {
+    Rule { id, signal, test, persistence_s, engine_running: false, while_driving: false, decision }
 }
 
 /// The rules every vehicle runs, documented in docs/RULES.md.
 pub const RULES: &[Rule] = &[
-    rule("coolant_temp_high", Signal::Metric(Metric::CoolantTempC), Test::Above(108.0), 10, RuleDecision::Warn),
-    rule("coolant_temp_very_high", Signal::Metric(Metric::CoolantTempC), Test::Above(115.0), 10, RuleDecision::DeratePower),
-    rule("coolant_temp_critical", Signal::Metric(Metric::CoolantTempC), Test::Above(122.0), 10, RuleDecision::ControlledStop),
-    rule("coolant_temp_rising_fast", Signal::Metric(Metric::CoolantTempC), Test::RisingFaster(0.5), 20, RuleDecision::Warn),
-    rule("coolant_level_low", Signal::Metric(Metric::CoolantLevelPct), Test::Below(60.0), 30, RuleDecision::Warn),
-    Rule { engine_running: true, ..rule("oil_pressure_low", Signal::Metric(Metric::OilPressureKpa), Test::Below(120.0), 10, RuleDecision::LimpMode) },
-    Rule { engine_running: true, ..rule("oil_pressure_lost", Signal::Metric(Metric::OilPressureKpa), Test::Below(60.0), 5, RuleDecision::ControlledStop) },
-    rule("oil_temp_high", Signal::Metric(Metric::OilTempC), Test::Above(135.0), 30, RuleDecision::DeratePower),
-    rule("brake_temp_high", Signal::Metric(Metric::BrakeTempFrontC), Test::Above(450.0), 3, RuleDecision::DeratePower),
-    rule("brake_pad_low", Signal::ThinnestPad, Test::Below(3.0), 30, RuleDecision::Warn),
-    rule("brake_pad_worn_out", Signal::ThinnestPad, Test::Below(1.5), 30, RuleDecision::LimpMode),
-    rule("tyre_pressure_low", Signal::LowestTyreShare, Test::Below(0.8), 30, RuleDecision::Warn),
-    rule("tyre_pressure_very_low", Signal::LowestTyreShare, Test::Below(0.6), 10, RuleDecision::LimpMode),
-    rule("tyre_deflation", Signal::LowestTyreShare, Test::FallingFaster(0.05), 1, RuleDecision::ControlledStop),
-    rule("battery_voltage_low", Signal::Metric(Metric::BatteryVoltageV), Test::Below(18.0), 1, RuleDecision::Warn),
-    rule("wheel_vibration_high", Signal::HighestWheelVibration, Test::Above(1.2), 30, RuleDecision::Warn),
-    rule("wheel_vibration_severe", Signal::HighestWheelVibration, Test::Above(2.5), 10, RuleDecision::LimpMode),
-    Rule { while_driving: true, ..rule("no_headway", Signal::ThrottleAtStandstill, Test::Above(60.0), 60, RuleDecision::ControlledStop) },
+    rule(RuleId::CoolantTempHigh, Signal::Metric(Metric::CoolantTempC), Test::Above(108.0), 10, RuleDecision::Warn),
+    rule(RuleId::CoolantTempVeryHigh, Signal::Metric(Metric::CoolantTempC), Test::Above(115.0), 10, RuleDecision::DeratePower),
+    rule(RuleId::CoolantTempCritical, Signal::Metric(Metric::CoolantTempC), Test::Above(122.0), 10, RuleDecision::ControlledStop),
+    rule(RuleId::CoolantTempRisingFast, Signal::Metric(Metric::CoolantTempC), Test::RisingFaster(0.5), 20, RuleDecision::Warn),
+    rule(RuleId::CoolantLevelLow, Signal::Metric(Metric::CoolantLevelPct), Test::Below(60.0), 30, RuleDecision::Warn),
+    Rule { engine_running: true, ..rule(RuleId::OilPressureLow, Signal::Metric(Metric::OilPressureKpa), Test::Below(120.0), 10, RuleDecision::LimpMode) },
+    Rule { engine_running: true, ..rule(RuleId::OilPressureLost, Signal::Metric(Metric::OilPressureKpa), Test::Below(60.0), 5, RuleDecision::ControlledStop) },
+    rule(RuleId::OilTempHigh, Signal::Metric(Metric::OilTempC), Test::Above(135.0), 30, RuleDecision::DeratePower),
+    rule(RuleId::BrakeTempHigh, Signal::Metric(Metric::BrakeTempFrontC), Test::Above(450.0), 3, RuleDecision::DeratePower),
+    rule(RuleId::BrakePadLow, Signal::ThinnestPad, Test::Below(3.0), 30, RuleDecision::Warn),
+    rule(RuleId::BrakePadWornOut, Signal::ThinnestPad, Test::Below(1.5), 30, RuleDecision::LimpMode),
+    rule(RuleId::TyrePressureLow, Signal::LowestTyreShare, Test::Below(0.8), 30, RuleDecision::Warn),
+    rule(RuleId::TyrePressureVeryLow, Signal::LowestTyreShare, Test::Below(0.6), 10, RuleDecision::LimpMode),
+    rule(RuleId::TyreDeflation, Signal::LowestTyreShare, Test::FallingFaster(0.05), 1, RuleDecision::ControlledStop),
+    rule(RuleId::BatteryVoltageLow, Signal::Metric(Metric::BatteryVoltageV), Test::Below(18.0), 1, RuleDecision::Warn),
+    rule(RuleId::WheelVibrationHigh, Signal::HighestWheelVibration, Test::Above(1.2), 30, RuleDecision::Warn),
+    rule(RuleId::WheelVibrationSevere, Signal::HighestWheelVibration, Test::Above(2.5), 10, RuleDecision::LimpMode),
+    Rule { while_driving: true, ..rule(RuleId::NoHeadway, Signal::ThrottleAtStandstill, Test::Above(60.0), 60, RuleDecision::ControlledStop) },
 ];
 
 /// Bit of the RuleState that says a rule has fired.
@@ -127,16 +127,12 @@ pub fn rule_holds(rule: &Rule, frame: &TelemetryFrame, previous: Option<&Telemet
     holds.then_some(value)
 }
 
-/// The previous frame, kept by the rules for rates of change.
-#[derive(Component, Debug, Default, Clone)]
-pub struct PreviousFrame(pub Option<TelemetryFrame>);
-
 pub(super) fn plugin(app: &mut App) {
-    app.add_systems(FixedUpdate, evaluate_rules.after(SampledSensors).in_set(SimSystems::Sense));
+    app.add_systems(FixedUpdate, evaluate_rules.in_set(SimSystems::Judge));
 }
 
 fn evaluate_rules(
-    clock: Res<super::clock::SimClock>,
+    clock: Res<SimClock>,
     mut vehicles: Query<(&Vehicle, &SensorState, &mut RuleState, &mut Navigation, &mut PreviousFrame)>,
     mut outbox: ResMut<Outbox>,
     mut counters: ResMut<SimCounters>,
@@ -163,7 +159,7 @@ fn evaluate_rules(
                         counters.local_rule_actions += 1;
                         outbox.event(
                             vehicle.id,
-                            EventKind::RuleTriggered { rule: rule.name.into(), metric: signal_name(rule.signal).into(), value, decision: rule.decision },
+                            EventKind::RuleTriggered { rule: rule.id, metric: signal_name(rule.signal).into(), value, decision: rule.decision },
                         );
                         apply_decision(rule.decision, &mut nav);
                     }

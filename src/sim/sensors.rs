@@ -11,21 +11,13 @@ use super::environment::{Environment, EnvironmentModel};
 use super::failures::{corrupt_reading, truth_of};
 use super::outbox::Outbox;
 use super::vehicle::{Condition, Drive, Faults, Navigation, SensorState, Vehicle};
-use crate::model::{Body, EventKind, Heartbeat, METRICS, Metric, Telemetry, TelemetryFrame, VehicleStatus};
+use crate::model::{HEARTBEAT_INTERVAL_S, Body, EventKind, Heartbeat, METRICS, Metric, Telemetry, TelemetryFrame, VehicleStatus};
 use crate::schedule::SimSystems;
 
-/// Seconds between heartbeats.
-pub const HEARTBEAT_INTERVAL_S: u64 = 5;
-
-/// Labels the telemetry sampling, so the local rules can run right after it.
-#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SampledSensors;
 
 pub(super) fn plugin(app: &mut App) {
-    app.add_systems(
-        FixedUpdate,
-        (sample_telemetry.in_set(SampledSensors), send_heartbeats, announce_status).chain().in_set(SimSystems::Sense),
-    );
+    app.add_systems(FixedUpdate, sample_telemetry.in_set(SimSystems::Sample));
+    app.add_systems(FixedUpdate, (send_heartbeats, announce_status).chain().in_set(SimSystems::Report));
 }
 
 /// Standard deviation of a sensor's noise, as a share of its range.

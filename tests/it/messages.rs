@@ -22,7 +22,7 @@ pub fn every_body() -> Vec<Body> {
     vec![
         telemetry_body(),
         Body::Heartbeat(Heartbeat { status: VehicleStatus::EnRoute, uptime_s: 55.0 }),
-        Body::Event(Event { event: EventKind::RuleTriggered { rule: "coolant_temp_high".into(), metric: "coolant_temp_c".into(), value: 112.5, decision: RuleDecision::DeratePower } }),
+        Body::Event(Event { event: EventKind::RuleTriggered { rule: aegis::model::RuleId::CoolantTempHigh, metric: "coolant_temp_c".into(), value: 112.5, decision: RuleDecision::DeratePower } }),
         Body::Event(Event { event: EventKind::StatusChanged { from: VehicleStatus::Idle, to: VehicleStatus::EnRoute } }),
         Body::Alert(Box::new(Alert {
             id: "a-1".into(),

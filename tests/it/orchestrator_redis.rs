@@ -139,7 +139,7 @@ max_kph = 40
 
     // A major brake alert: the centre asks for 40 km/h; the vehicle says yes and keeps to 90.
     vehicle.second();
-    vehicle.send(Body::Event(Event { event: EventKind::RuleTriggered { rule: "brake_pad_low".into(), metric: "brake_pad_front_mm".into(), value: 2.5, decision: RuleDecision::DeratePower } }));
+    vehicle.send(Body::Event(Event { event: EventKind::RuleTriggered { rule: aegis::model::RuleId::BrakePadLow, metric: "brake_pad_front_mm".into(), value: 2.5, decision: RuleDecision::DeratePower } }));
     let (slow_down, action) = vehicle.until_command("the centre asks the vehicle to slow down");
     assert_eq!(action, CommandAction::ReduceSpeed { max_kph: 40.0 });
     vehicle.accept(slow_down);
@@ -182,4 +182,63 @@ max_kph = 40
     assert_eq!(n(&summary, "/went_offline"), 1, "{summary}");
     let sensor = alerts(&url).into_iter().find(|a| a["key"]["alert_type"] == "sensor_stuck:oil_pressure_kpa").unwrap();
     assert!(sensor["suppressed_by"].is_null() && sensor["active"] == true, "shown again once the vehicle is back: {sensor}");
+}
+
+/// The records the centre keeps in hash `key`, by id.
+fn kept(server: &RedisServer, key: &str) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let stored: Vec<(String, String)> = redis::cmd("HGETALL").arg(key).query(&mut server.connection()).unwrap();
+    stored.into_iter().map(|(id, json)| (id, serde_json::from_str(&json).unwrap())).collect()
+}
+
+#[test]
+fn an_orchestrator_killed_and_restarted_keeps_its_commands_and_missions_in_flight() {
+    let _turn = one_paced_test_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start();
+    let scenario = ["--scenario", "scenarios/deliveries.toml"];
+    let first = start_orchestrator(dir.path(), &server, &scenario);
+    let fleet = Aegis::start(dir.path(), "fleet", &["fleet", "--scenario", "scenarios/deliveries.toml", "--redis", &server.url(), "--speed", "60", "--duration", "40m"]);
+    let under_way = |missions: &std::collections::BTreeMap<String, serde_json::Value>| -> Vec<String> {
+        missions.iter().filter(|(_, m)| m["state"] == "in_progress" || m["state"] == "assigned").map(|(id, _)| id.clone()).collect()
+    };
+    wait_until(LIMIT, "missions are under way and a command is in flight", || {
+        let in_flight = kept(&server, "aegis:commands").values().any(|c| !["succeeded", "failed", "timeout", "expired"].contains(&c["state"].as_str().unwrap()));
+        in_flight && under_way(&kept(&server, "aegis:missions")).len() >= 2
+    });
+    first.signal("KILL");
+    drop(first);
+    let missions_at_kill = kept(&server, "aegis:missions");
+    let commands_at_kill = kept(&server, "aegis:commands");
+    let in_flight: Vec<String> = commands_at_kill.iter().filter(|(_, c)| !["succeeded", "failed", "timeout", "expired"].contains(&c["state"].as_str().unwrap())).map(|(id, _)| id.clone()).collect();
+    let held = under_way(&missions_at_kill);
+
+    let second = start_orchestrator(dir.path(), &server, &scenario);
+    assert!(second.log().contains("taking back an earlier run's state"), "{}", second.log());
+    fleet.finish();
+    second.signal("TERM");
+    let summary = second.finish();
+    assert!(n(&summary, "/restored/missions_under_way") >= held.len() as u64, "{summary}");
+    assert!(n(&summary, "/restored/commands_in_flight") >= 1, "{summary}");
+
+    let missions = kept(&server, "aegis:missions");
+    let commands = kept(&server, "aegis:commands");
+    // Every command in flight at the kill was followed to an end, and none acted twice: the
+    // vehicles acknowledge a repeat without applying it again.
+    for id in &in_flight {
+        let state = commands[id]["state"].as_str().unwrap();
+        assert!(["succeeded", "failed", "timeout", "expired"].contains(&state), "{id} left {state}: {}", commands[id]);
+    }
+    // The missions under way at the kill were finished by their vehicles, not handed out anew.
+    let completed = held.iter().filter(|id| missions[*id]["state"] == "completed").count();
+    assert!(completed >= 1, "of {held:?}: {:?}", held.iter().map(|id| &missions[id]).collect::<Vec<_>>());
+    for id in held.iter().filter(|id| missions[*id]["state"] == "completed" && missions[*id]["assignments"] == missions_at_kill[*id]["assignments"]) {
+        let vehicle = missions_at_kill[id]["vehicle"].as_str().unwrap();
+        let history = missions[id]["history"].to_string();
+        assert!(history.contains(&format!("completed by {vehicle}")), "{id} finished by the vehicle that held it: {history}");
+    }
+    // Ids continue: one record per id, numbered without a gap.
+    let highest = missions.keys().map(|id| id[1..].parse::<usize>().unwrap()).max().unwrap();
+    assert_eq!(highest, missions.len(), "mission ids continue after the restart");
+    let highest = commands.keys().map(|id| id[1..].parse::<usize>().unwrap()).max().unwrap();
+    assert_eq!(highest, commands.len(), "command ids continue after the restart");
 }

@@ -111,6 +111,8 @@ impl Aegis {
             .arg("--summary")
             .arg(&summary)
             .env("AEGIS_LOG", "info")
+            // Each test's producers keep their spill files and sequence records to themselves.
+            .env("AEGIS_SPILL_DIR", dir.join("spill"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -131,6 +133,12 @@ impl Aegis {
         assert!(status.success(), "exit {status}:\n{log}");
         let text = std::fs::read_to_string(&self.summary).unwrap_or_else(|e| panic!("{}: {e}\n{log}", self.summary.display()));
         serde_json::from_str(&text).unwrap()
+    }
+
+    /// Waits for exit, whatever its status; returns the status and the log.
+    pub fn exit(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        (status, self.log())
     }
 
     /// The log so far.

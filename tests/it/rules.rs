@@ -9,7 +9,7 @@ use crate::common::{Harness, with_failure};
 
 #[test]
 fn thresholds_rates_and_engine_condition() {
-    let rule = |name: &str| RULES.iter().find(|r| r.name == name).unwrap();
+    let rule = |name: &str| RULES.iter().find(|r| r.id.as_str() == name).unwrap();
     let mut frame = TelemetryFrame::default();
     frame.set(Metric::CoolantTempC, 120.0);
     assert_eq!(rule_holds(rule("coolant_temp_very_high"), &frame, None, 450.0), Some(120.0));
@@ -39,7 +39,7 @@ fn decisions(h: &Harness, vehicle: u32) -> Vec<(String, RuleDecision)> {
     h.events(vehicle)
         .into_iter()
         .filter_map(|e| match e {
-            EventKind::RuleTriggered { rule, decision, .. } => Some((rule.clone(), *decision)),
+            EventKind::RuleTriggered { rule, decision, .. } => Some((rule.as_str().to_owned(), *decision)),
             _ => None,
         })
         .collect()

@@ -419,3 +419,44 @@ fn the_orchestrator_over_redis_raises_alerts_commands_the_fleet_and_answers_oper
     ids.dedup();
     assert_eq!(ids.len(), after.len(), "ids are unique");
 }
+
+#[test]
+fn a_producer_restarted_while_redis_is_down_continues_its_numbering_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = RedisServer::start();
+    let args = ["--vehicles", "4", "--speed", "max", "--duration", "2m", "--flush-timeout", "3s"];
+    let first = fleet(dir.path(), "first", &server, &args).finish();
+    server.kill();
+    // Redis is down for the whole second run: it can only keep what it sends on disk.
+    let (status, log) = fleet(dir.path(), "second", &server, &args).exit();
+    assert!(!status.success() && log.contains("left unsent"), "the second run says it kept its messages: {log}");
+    assert!(log.contains("continuing from this producer's own record") || log.contains("continuing the sequence numbers"), "{log}");
+    let second: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("second.json")).unwrap()).unwrap();
+    assert_eq!(n(&second, "/bus/dropped"), 0);
+    server.restart();
+    // The third run sends what the second left, then its own.
+    let third = fleet(dir.path(), "third", &server, &args).finish();
+    assert!(std::fs::read_to_string(dir.path().join("third.log")).unwrap().contains("left unsent are sent first"));
+    let summary = stop(orchestrator(dir.path(), "orchestrator", &server, &[]));
+    let published: u64 = [&first, &second, &third].iter().map(|s| n(s, "/bus/published")).sum();
+    assert_eq!((n(&summary, "/messages"), n(&summary, "/duplicates_dropped"), n(&summary, "/gaps")), (published, 0, 0), "{summary}");
+}
+
+/// A spill file that cannot grow (here its limit; a full disk fails the same write) slows the
+/// producer down instead of dropping what it cannot keep.
+#[test]
+fn a_spill_file_that_cannot_grow_slows_the_producer_instead_of_losing_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = RedisServer::start();
+    server.kill();
+    let producer = fleet(dir.path(), "fleet", &server, &["--vehicles", "4", "--speed", "max", "--duration", "3m", "--buffer", "50", "--spill-limit", "20000", "--flush-timeout", "60s"]);
+    wait_until(LIMIT, "the producer says it is held up", || producer.log().contains("HELD UP"));
+    assert!(producer.log().contains("spill limit of 20000 bytes reached"), "{}", producer.log());
+    server.restart();
+    let produced = producer.finish();
+    let published = n(&produced, "/bus/published");
+    assert!(published >= 4 * 180, "every second of every vehicle: {produced}");
+    assert_eq!((n(&produced, "/bus/acknowledged"), n(&produced, "/bus/dropped")), (published, 0), "{produced}");
+    let summary = stop(orchestrator(dir.path(), "orchestrator", &server, &[]));
+    assert_eq!((n(&summary, "/messages"), n(&summary, "/gaps")), (published, 0));
+}

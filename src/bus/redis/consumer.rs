@@ -10,6 +10,7 @@ use redis::Value;
 use redis::aio::ConnectionManager;
 
 use super::backoff::Backoff;
+use super::error::{TransportError, Unreadable};
 use crate::bus::keys::{Family, Keys, MAX_ENTRY_BYTES, PARTITIONS, partition_of};
 use crate::model::Envelope;
 
@@ -348,30 +349,30 @@ impl StreamConsumer {
                     tracing::warn!("{} entry {}: {reason}; dead-lettered", self.streams[partition as usize], entry.id);
                 }
                 let data = fields.iter().find(|(f, _)| f == b"data").map(|(_, v)| v[..v.len().min(4096)].to_vec()).unwrap_or_default();
-                batch.rejected.push(Rejected { partition, id: entry.id.clone(), reason, data });
+                batch.rejected.push(Rejected { partition, id: entry.id.clone(), reason: reason.to_string(), data });
             }
         }
     }
 
     /// Everything that makes an entry unreadable, named.
-    fn check(&self, partition: u16, fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Envelope, String> {
+    fn check(&self, partition: u16, fields: &[(Vec<u8>, Vec<u8>)]) -> Result<Envelope, Unreadable> {
         let field = |name: &[u8]| fields.iter().find(|(f, _)| f == name).map(|(_, v)| v.as_slice());
-        let data = field(b"data").ok_or("no `data` field")?;
+        let data = field(b"data").ok_or(Unreadable::NoData)?;
         if data.len() > MAX_ENTRY_BYTES {
-            return Err(format!("oversized: {} bytes, the limit is {MAX_ENTRY_BYTES}", data.len()));
+            return Err(Unreadable::Oversized { bytes: data.len(), limit: MAX_ENTRY_BYTES });
         }
-        let text = std::str::from_utf8(data).map_err(|_| "`data` is not UTF-8".to_owned())?;
-        let envelope = Envelope::from_json(text).map_err(|e| e.to_string())?;
+        let text = std::str::from_utf8(data).map_err(|_| Unreadable::NotUtf8)?;
+        let envelope = Envelope::from_json(text).map_err(|e| Unreadable::Envelope(e.to_string()))?;
         if let Some(kind) = field(b"kind")
             && kind != envelope.kind().as_str().as_bytes()
         {
-            return Err(format!("`kind` field says {} but the envelope is {}", String::from_utf8_lossy(kind), envelope.kind().as_str()));
+            return Err(Unreadable::KindMismatch { field: String::from_utf8_lossy(kind).into_owned(), envelope: envelope.kind().as_str() });
         }
         if Family::of(envelope.kind()) != self.family {
-            return Err(format!("a {} message does not belong on a {} stream", envelope.kind().as_str(), self.family.as_str()));
+            return Err(Unreadable::WrongFamily { kind: envelope.kind().as_str(), family: self.family.as_str() });
         }
         if partition_of(envelope.vehicle_id) != partition {
-            return Err(format!("wrong vehicle id: {} belongs to partition {}, not {partition}", envelope.vehicle_id, partition_of(envelope.vehicle_id)));
+            return Err(Unreadable::WrongPartition { vehicle: envelope.vehicle_id.to_string(), belongs: partition_of(envelope.vehicle_id), partition });
         }
         Ok(envelope)
     }
@@ -380,7 +381,7 @@ impl StreamConsumer {
     /// the same partitions, one `MULTI`/`EXEC` transaction per partition, so that what the
     /// owner records (e.g. sequence numbers seen) and what the group acknowledges never
     /// disagree. Retries until Redis answers or `give_up_after` passes.
-    pub async fn commit(&mut self, done: &[(u16, String)], rejected: &[Rejected], extra: &[(u16, redis::Cmd)], give_up_after: Duration) -> Result<(), String> {
+    pub async fn commit(&mut self, done: &[(u16, String)], rejected: &[Rejected], extra: &[(u16, redis::Cmd)], give_up_after: Duration) -> Result<(), TransportError> {
         let mut by_partition: BTreeMap<u16, PartitionCommit> = BTreeMap::new();
         for (p, id) in done {
             by_partition.entry(*p).or_default().ids.push(id);
@@ -440,7 +441,7 @@ impl StreamConsumer {
                     self.stats.errors += 1;
                     if Instant::now() >= deadline {
                         self.recovering.fill(Some("0-0".to_owned()));
-                        return Err(format!("acknowledging in redis failed: {error}"));
+                        return Err(TransportError::Redis(error));
                     }
                     tokio::time::sleep(backoff.next_delay()).await;
                 }

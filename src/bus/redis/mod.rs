@@ -6,25 +6,32 @@
 //! themselves.
 
 mod backoff;
+pub mod centre;
 pub mod consumer;
+mod error;
 mod producer;
 pub mod send_queue;
+pub mod service;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::runtime::Handle;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{Sender, UnboundedSender};
 
 pub use backoff::Backoff;
 pub use consumer::{Batch, ConsumerOptions, ConsumerStats, Delivery, Rejected, StartAt, StreamConsumer};
+pub use centre::{OperatorClient, RedisOperators, RedisState};
+pub use error::{TransportError, Unreadable};
+pub use service::{OrchestratorOptions, OrchestratorSummary, ServiceError};
 
-use self::producer::{ToWriter, Writer};
-use self::send_queue::SendQueue;
+use self::producer::{Control, Overflow, ProducerFiles, SeqRecord, Writer};
+use self::send_queue::{SendQueue, SpillFile, parse_line};
 use super::keys::{Family, Keys, partition_of};
 use super::{Backlog, Bus, BusStats, Channel, Filter, Subscription};
 use crate::model::{Envelope, VehicleId};
@@ -44,7 +51,8 @@ pub struct RedisConfig {
     pub identity: String,
     /// Messages held in memory while Redis is unreachable, before spilling to disk.
     pub memory_buffer: usize,
-    /// Where the spill file goes.
+    /// Where the spill file goes, with the producer's record of its sequence numbers and its
+    /// lock (one live process per identity and directory).
     pub spill_dir: PathBuf,
     /// Largest spill file; beyond it messages are dropped and counted.
     pub spill_limit_bytes: u64,
@@ -54,17 +62,38 @@ pub struct RedisConfig {
 
 impl RedisConfig {
     /// Defaults for `url` and `identity`: prefix `aegis`, 100,000 messages in memory, 1 GiB of
-    /// spill in the temp directory, 200,000 entries per partition stream.
+    /// spill in a directory of the temp directory named after the server and prefix (so that
+    /// fleets of different servers on one machine keep apart), 200,000 entries per partition
+    /// stream.
     pub fn new(url: impl Into<String>, identity: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             prefix: "aegis".to_owned(),
             identity: identity.into(),
             memory_buffer: 100_000,
-            spill_dir: std::env::temp_dir().join("aegis-spill"),
+            spill_dir: PathBuf::new(),
             spill_limit_bytes: 1 << 30,
             stream_maxlen: 200_000,
         }
+        .with_default_spill_dir()
+    }
+
+    /// The spill directory for this server and prefix under the temp directory.
+    fn with_default_spill_dir(mut self) -> Self {
+        let server: String = self.url.trim_start_matches("redis://").chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' }).collect();
+        self.spill_dir = std::env::temp_dir().join("aegis-spill").join(format!("{server}-{}", self.prefix));
+        self
+    }
+
+    /// The same with key prefix `prefix` (and its default spill directory, unless one was
+    /// set).
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        let default_dir = self.spill_dir == Self::new(self.url.clone(), "").spill_dir;
+        self.prefix = prefix.into();
+        if default_dir {
+            self = self.with_default_spill_dir();
+        }
+        self
     }
 
     /// The key layout under this prefix.
@@ -75,14 +104,15 @@ impl RedisConfig {
     /// A connection that reconnects by itself (with jittered exponential backoff), made
     /// without waiting for the server: a process starts even while Redis is down. Call it
     /// inside a tokio runtime's context.
-    pub fn connection(&self) -> anyhow::Result<ConnectionManager> {
-        let client = redis::Client::open(self.url.as_str()).map_err(|e| anyhow::anyhow!("--redis `{}`: {e}", self.url))?;
+    pub fn connection(&self) -> Result<ConnectionManager, TransportError> {
+        let bad_url = |source| TransportError::BadUrl { url: self.url.clone(), source };
+        let client = redis::Client::open(self.url.as_str()).map_err(bad_url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(10)))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(2));
-        ConnectionManager::new_lazy_with_config(client, config).map_err(|e| anyhow::anyhow!("--redis `{}`: {e}", self.url))
+        ConnectionManager::new_lazy_with_config(client, config).map_err(bad_url)
     }
 }
 
@@ -97,35 +127,92 @@ pub(crate) struct Counters {
     pub spilled: AtomicU64,
     pub dropped: AtomicU64,
     pub backlog: AtomicU64,
+    /// Why messages cannot be kept on disk, while they cannot.
+    pub held_up: Mutex<Option<String>>,
 }
+
+/// Messages the simulation may hand the writer before the overflow file takes them: about
+/// one simulated second of a large fleet.
+const CHANNEL_CAPACITY: usize = 16_384;
 
 /// A [`Bus`] over Redis Streams.
 pub struct RedisBus {
     config: RedisConfig,
     runtime: Handle,
-    writer: UnboundedSender<ToWriter>,
+    writer: Sender<Envelope>,
+    control: UnboundedSender<Control>,
+    overflow: Arc<Overflow>,
     counters: Arc<Counters>,
     subscriptions: AtomicU32,
     closing: Arc<AtomicBool>,
+    /// Where this producer's numbering stood when it started, from its own files.
+    local_next_seq: BTreeMap<VehicleId, u64>,
+    /// Held while the bus lives: one process per identity and spill directory.
+    _lock: std::fs::File,
 }
 
 impl RedisBus {
-    /// A bus on `config`, running its tasks on `runtime`. Does not wait for Redis.
-    pub fn new(config: RedisConfig, runtime: Handle) -> anyhow::Result<Self> {
+    /// A bus on `config`, running its tasks on `runtime`. Does not wait for Redis. Takes up
+    /// what an earlier run of the same identity left unsent (its spill file is sent first).
+    pub fn new(config: RedisConfig, runtime: Handle) -> Result<Self, TransportError> {
         let _context = runtime.enter();
         let connection = config.connection()?;
         let counters = Arc::new(Counters::default());
-        let spill_path = config.spill_dir.join(format!("{}-{}.spill", config.identity, std::process::id()));
-        let writer = Writer {
-            connection,
-            keys: config.keys(),
-            queue: SendQueue::new(config.memory_buffer, spill_path, config.spill_limit_bytes),
-            counters: counters.clone(),
-            stream_maxlen: config.stream_maxlen,
+        let files = ProducerFiles::new(&config.spill_dir, &config.identity);
+        let file_error = |path: &std::path::Path| {
+            let path = path.to_owned();
+            move |source| TransportError::File { path, source }
         };
-        let (sender, inbox) = tokio::sync::mpsc::unbounded_channel();
-        runtime.spawn(writer.run(inbox));
-        Ok(Self { config, runtime, writer: sender, counters, subscriptions: AtomicU32::new(0), closing: Arc::new(AtomicBool::new(false)) })
+        std::fs::create_dir_all(&config.spill_dir).map_err(file_error(&config.spill_dir))?;
+        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&files.lock).map_err(file_error(&files.lock))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(TransportError::IdentityInUse { identity: config.identity.clone(), dir: config.spill_dir.clone() }),
+            Err(std::fs::TryLockError::Error(source)) => return Err(TransportError::File { path: files.lock.clone(), source }),
+        }
+        let (mut queue, leftover) = SendQueue::open(config.memory_buffer, files.spill.clone(), config.spill_limit_bytes).map_err(file_error(&files.spill))?;
+        let seq_record = SeqRecord::load(files.seq.clone())?;
+        let mut local_next_seq = seq_record.next().clone();
+        let mut merge = |vehicle: VehicleId, next: u64| {
+            let entry = local_next_seq.entry(vehicle).or_default();
+            *entry = (*entry).max(next);
+        };
+        for (&vehicle, &next) in &leftover.next_seq {
+            merge(vehicle, next);
+        }
+        // An overflow file left by a crash is newer than the spill file: it follows it.
+        let mut adopted = leftover.messages;
+        let mut left = SpillFile::open(&files.overflow, u64::MAX).map_err(file_error(&files.overflow))?;
+        while let Some(line) = left.next_line().map_err(file_error(&files.overflow))? {
+            if let Some(message) = parse_line(&line) {
+                merge(message.vehicle, message.seq + 1);
+                queue.push(message);
+                adopted += 1;
+            }
+        }
+        left.reset_if_drained().map_err(file_error(&files.overflow))?;
+        drop(left);
+        if adopted > 0 {
+            tracing::warn!("{adopted} messages an earlier run of `{}` left unsent are sent first", config.identity);
+            counters.backlog.store(queue.len(), Ordering::Relaxed);
+        }
+        let overflow = Arc::new(Overflow::new(files.overflow, config.spill_limit_bytes));
+        let writer = Writer { connection, keys: config.keys(), queue, counters: counters.clone(), stream_maxlen: config.stream_maxlen, overflow: overflow.clone(), seq_record };
+        let (sender, inbox) = tokio::sync::mpsc::channel(CHANNEL_CAPACITY);
+        let (control, requests) = tokio::sync::mpsc::unbounded_channel();
+        runtime.spawn(writer.run(inbox, requests));
+        Ok(Self {
+            config,
+            runtime,
+            writer: sender,
+            control,
+            overflow,
+            counters,
+            subscriptions: AtomicU32::new(0),
+            closing: Arc::new(AtomicBool::new(false)),
+            local_next_seq,
+            _lock: lock,
+        })
     }
 
     /// The configuration.
@@ -134,19 +221,33 @@ impl RedisBus {
     }
 
     /// Where the numbering of `vehicles` stands after earlier runs (vehicles never seen are
-    /// absent). Waits at most `timeout` for Redis; on failure returns nothing, and the run
-    /// numbers from 0 (a consumer would then drop the repeated numbers as duplicates).
+    /// absent): the larger of what Redis recorded and what this producer's own files say, so
+    /// a producer restarted while Redis is down continues its numbering too. Waits at most
+    /// `timeout` for Redis.
     pub fn resume_sequences(&self, vehicles: &[VehicleId], timeout: Duration) -> BTreeMap<VehicleId, u64> {
+        let mut found: BTreeMap<VehicleId, u64> = vehicles.iter().filter_map(|v| Some((*v, *self.local_next_seq.get(v)?))).collect();
+        match self.recorded_sequences(vehicles, timeout) {
+            Ok(recorded) => {
+                for (vehicle, next) in recorded {
+                    let entry = found.entry(vehicle).or_default();
+                    *entry = (*entry).max(next);
+                }
+            }
+            Err(error) => tracing::warn!("cannot read where sequence numbers stand in redis ({error}); continuing from this producer's own record"),
+        }
+        found
+    }
+
+    fn recorded_sequences(&self, vehicles: &[VehicleId], timeout: Duration) -> Result<BTreeMap<VehicleId, u64>, TransportError> {
         let keys = self.config.keys();
         let mut by_partition: BTreeMap<u16, Vec<VehicleId>> = BTreeMap::new();
         for &vehicle in vehicles {
             by_partition.entry(partition_of(vehicle)).or_default().push(vehicle);
         }
-        let connection = {
+        let mut connection = {
             let _context = self.runtime.enter();
-            self.config.connection()
+            self.config.connection()?
         };
-        let Ok(mut connection) = connection else { return BTreeMap::new() };
         let read = async {
             let mut found = BTreeMap::new();
             for (partition, vehicles) in &by_partition {
@@ -154,19 +255,9 @@ impl RedisBus {
                 let values: Vec<Option<u64>> = redis::cmd("HMGET").arg(keys.next_seq(*partition)).arg(&names).query_async(&mut connection).await?;
                 found.extend(vehicles.iter().zip(values).filter_map(|(v, seq)| Some((*v, seq?))));
             }
-            redis::RedisResult::Ok(found)
+            Ok::<_, TransportError>(found)
         };
-        match self.runtime.block_on(async { tokio::time::timeout(timeout, read).await }) {
-            Ok(Ok(found)) => found,
-            Ok(Err(error)) => {
-                tracing::warn!("cannot read where sequence numbers stand ({error}); numbering from 0");
-                BTreeMap::new()
-            }
-            Err(_) => {
-                tracing::warn!("redis did not answer within {timeout:?}; numbering from 0");
-                BTreeMap::new()
-            }
-        }
+        self.runtime.block_on(async { tokio::time::timeout(timeout, read).await }).map_err(|_| TransportError::Timeout(timeout))?
     }
 
     /// Flushes for at most `timeout`, then stops the tasks. Whatever Redis did not confirm is
@@ -176,7 +267,7 @@ impl RedisBus {
         self.closing.store(true, Ordering::Relaxed);
         if !flushed {
             let (reply, done) = crossbeam_channel::bounded(1);
-            if self.writer.send(ToWriter::Persist(reply)).is_ok() {
+            if self.control.send(Control::Persist(reply)).is_ok() {
                 let _ = done.recv_timeout(Duration::from_secs(30));
             }
         }
@@ -187,8 +278,27 @@ impl RedisBus {
 impl Bus for RedisBus {
     fn publish(&self, envelope: Envelope) {
         self.counters.published.fetch_add(1, Ordering::Relaxed);
-        if self.writer.send(ToWriter::Message(envelope)).is_err() {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        // Once anything overflowed, everything does until the writer has caught up: order.
+        let envelope = if self.overflow.active.load(Ordering::SeqCst) {
+            envelope
+        } else {
+            match self.writer.try_send(envelope) {
+                Ok(()) => return,
+                Err(tokio::sync::mpsc::error::TrySendError::Full(envelope)) => envelope,
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        };
+        self.counters.spilled.fetch_add(1, Ordering::Relaxed);
+        let trouble = self.overflow.push(&envelope);
+        let mut held = self.counters.held_up.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if trouble.is_some() || held.as_deref().is_some_and(|w| w.starts_with("overflow")) {
+            if trouble.is_some() && held.is_none() {
+                tracing::error!("cannot keep messages on disk ({}): slowing the simulation until it can", trouble.as_deref().unwrap_or_default());
+            }
+            *held = trouble;
         }
     }
 
@@ -250,9 +360,13 @@ impl Bus for RedisBus {
         }
     }
 
+    fn held_up(&self) -> Option<String> {
+        self.counters.held_up.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     fn flush(&self, timeout: Duration) -> bool {
         let (reply, done) = crossbeam_channel::bounded(1);
-        if self.writer.send(ToWriter::Flush(reply)).is_err() {
+        if self.control.send(Control::Flush(reply)).is_err() {
             return false;
         }
         done.recv_timeout(timeout).unwrap_or(false)

@@ -1,5 +1,8 @@
 //! Assembling the simulation into a Bevy app, and the headless run loop: pacing, progress
-//! lines, the telemetry recorder and the end-of-run summary.
+//! lines, the telemetry recorder and the end-of-run summary. [`centre`] assembles the centre
+//! in the same process.
+
+pub mod centre;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -20,7 +23,6 @@ use crate::bus::{Backlog, BusStats, Filter, MemoryBus, SharedBus, Subscription};
 use crate::model::{MessageKind, VehicleId};
 use crate::orchestrator::alerts::AlertRecord;
 use crate::orchestrator::brain::BrainFigures;
-use crate::orchestrator::in_process::Centre;
 use crate::orchestrator::commands::TrackedCommand;
 use crate::orchestrator::missions::Mission;
 use crate::orchestrator::policy::Policy;
@@ -80,6 +82,9 @@ pub fn headless_app(options: &RunOptions, bus: SharedBus) -> App {
     let mut app = App::new();
     app.add_plugins((MinimalPlugins, TransformPlugin));
     app.insert_resource(TimeUpdateStrategy::FixedTimesteps(1));
+    // Virtual time caps each update's advance at 250 ms by default, which silently turned an
+    // update of 20 fixed steps into 5: let an update advance as many steps as it is told.
+    app.world_mut().resource_mut::<Time<Virtual>>().set_max_delta(Duration::from_secs(3600));
     app.add_plugins(SimPlugin { scenario: options.scenario.clone(), vehicles: options.vehicles, members: options.members, first_seq: options.first_seq.clone(), seed: options.seed, bus });
     // A fixed step is a few hundred microseconds of work; waking worker threads for each of
     // its systems costs more than it saves. Data parallelism inside systems (`par_iter`) stays.
@@ -124,6 +129,8 @@ pub struct RunSummary {
     pub repairs: u64,
     /// Commands vehicles answered.
     pub commands_handled: u64,
+    /// Vehicles the in-process centre declared offline (silent for three heartbeats).
+    pub went_offline: u64,
     /// The bus's counters: published, acknowledged, retried, buffered, spilled, dropped.
     pub bus: BusStats,
     /// What the in-process orchestrator did, when it ran.
@@ -160,6 +167,7 @@ impl RunSummary {
             local_rule_actions: counters.local_rule_actions,
             repairs: counters.repairs,
             commands_handled: counters.commands_handled,
+            went_offline: 0,
             bus: bus.stats(),
             orchestrator: None,
             alerts: Vec::new(),
@@ -255,8 +263,11 @@ pub fn run_headless(options: &RunOptions) -> anyhow::Result<RunSummary> {
 /// the summary. Publishing never waits on the bus; flushing it is the caller's business.
 pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> anyhow::Result<RunSummary> {
     let mut recorder = options.telemetry_out.as_deref().map(|p| Recorder::open(p, &bus)).transpose()?;
-    let mut centre = options.policy.clone().map(|policy| Centre::new(policy, &options.scenario, bus.clone()));
     let mut app = headless_app(options, bus.clone());
+    if let Some(policy) = options.policy.clone() {
+        app.insert_resource(centre::LocalCentre::new(policy, &options.scenario, bus.clone()));
+        app.add_plugins(centre::plugin);
+    }
     // One simulated second per update amortises the schedule's overhead; pacing at real time
     // still needs whole seconds only.
     let per_update = PHYSICS_HZ as u64;
@@ -272,6 +283,15 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
         if steps >= total_steps || stop.load(Ordering::Relaxed) {
             break;
         }
+        if let Some(why) = bus.held_up() {
+            // The transport cannot keep more on disk: wait rather than lose messages.
+            if last_report.0.elapsed() >= Duration::from_secs(2) {
+                eprintln!("[aegis] sim {}  HELD UP: {why}; the simulation waits", clock_text(app.world().resource::<SimClock>().seconds()));
+                last_report = (Instant::now(), bus.stats().published);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
         let remaining = (total_steps - steps).min(per_update) as u32;
         app.insert_resource(TimeUpdateStrategy::FixedTimesteps(remaining));
         app.update();
@@ -279,9 +299,6 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
             recorder.drain()?;
         }
         let clock = *app.world().resource::<SimClock>();
-        if let Some(centre) = &mut centre {
-            centre.step(clock.seconds());
-        }
         if let Speed::Factor(factor) = options.speed {
             let due = Duration::from_secs_f64(clock.seconds() / factor);
             if let Some(ahead) = due.checked_sub(started.elapsed()) {
@@ -310,11 +327,13 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
     let clock = *app.world().resource::<SimClock>();
     let counters = *app.world().resource::<SimCounters>();
     let mut summary = RunSummary::new(options, clock, counters, &bus, started.elapsed());
-    if let Some(centre) = centre {
-        summary.orchestrator = Some(centre.brain.figures());
-        summary.alerts = centre.brain.alerts.all().cloned().collect();
-        summary.missions = centre.brain.missions.iter().flat_map(|b| b.all().cloned()).collect();
-        summary.commands = centre.brain.commands.all().cloned().collect();
+    if let Some(local) = app.world().get_resource::<centre::LocalCentre>() {
+        let brain = &local.centre.brain;
+        summary.orchestrator = Some(brain.figures());
+        summary.alerts = brain.alerts.all().cloned().collect();
+        summary.missions = brain.missions.iter().flat_map(|b| b.all().cloned()).collect();
+        summary.commands = brain.commands.all().cloned().collect();
+        summary.went_offline = local.centre.counters.went_offline;
     }
     Ok(summary)
 }

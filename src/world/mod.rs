@@ -1,9 +1,11 @@
-//! The world: terrain with hills, a road network of junctions and depots, and routing on it.
+//! The world both sides share: terrain with hills, a road network of junctions and depots,
+//! and routing on it. Bevy-free: the simulator draws and drives on it, the centre plans
+//! missions on it, and neither needs the other to do so.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use bevy::prelude::*;
+use glam::Vec2;
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 
 use crate::scenario::Scenario;
@@ -93,7 +95,7 @@ pub struct Depot {
 }
 
 /// Road junctions, roads and depots, with shortest-time routes to every depot.
-#[derive(Resource, Debug, Clone)]
+#[derive(Debug, Clone)]
 pub struct RoadNetwork {
     /// Node positions on the ground plane (x, z) in metres.
     pub nodes: Vec<Vec2>,

@@ -1,120 +1,12 @@
-//! A vehicle entity: its shape (declared with `#[require]`), its physical specification and the
-//! one path that spawns a fleet.
+//! The components of a vehicle entity; [`Vehicle`] declares the whole shape with
+//! `#[require]`, so spawning it brings the rest.
 
 use bevy::prelude::*;
 use bevy_rapier3d::prelude::*;
 use rand::{SeedableRng, rngs::SmallRng};
 
-use super::world::RoadNetwork;
-use crate::model::{ComponentHealth, EventKind, Metric, MissionStop, RuleDecision, TelemetryFrame, VehicleId, VehicleModel, VehicleStatus};
-
-/// Physical specification of a vehicle model.
-#[derive(Debug, Clone, Copy)]
-pub struct VehicleSpec {
-    /// Laden mass in kilograms.
-    pub mass_kg: f32,
-    /// Peak engine power in watts.
-    pub max_power_w: f32,
-    /// Peak engine torque in newton metres.
-    pub max_torque_nm: f32,
-    /// Idle speed in rpm.
-    pub idle_rpm: f32,
-    /// Maximum engine speed in rpm.
-    pub redline_rpm: f32,
-    /// Gearbox ratios, first gear first.
-    pub gears: &'static [f32],
-    /// Final drive ratio.
-    pub final_drive: f32,
-    /// Rolling radius of the tyres in metres.
-    pub wheel_radius_m: f32,
-    /// Drag coefficient times frontal area in square metres.
-    pub drag_area_m2: f32,
-    /// Rolling resistance coefficient at nominal tyre pressure.
-    pub rolling_coeff: f32,
-    /// Deceleration the brakes give at full pedal on good pads, in m/s².
-    pub max_brake_mps2: f32,
-    /// Cold tyre pressure in kPa.
-    pub tyre_kpa: f32,
-    /// Wheelbase in metres.
-    pub wheelbase_m: f32,
-    /// Top speed in metres per second.
-    pub top_speed_mps: f32,
-    /// Heat capacity of the engine and coolant in kJ/K.
-    pub engine_heat_capacity_kj_k: f32,
-    /// Fuel tank in litres.
-    pub tank_l: f32,
-    /// Body size (length, height, width) in metres, for drawing.
-    pub size_m: Vec3,
-}
-
-const VAN: VehicleSpec = VehicleSpec {
-    mass_kg: 3_000.0,
-    max_power_w: 120_000.0,
-    max_torque_nm: 400.0,
-    idle_rpm: 800.0,
-    redline_rpm: 4_500.0,
-    gears: &[4.5, 2.6, 1.6, 1.2, 1.0, 0.8],
-    final_drive: 3.9,
-    wheel_radius_m: 0.36,
-    drag_area_m2: 1.6,
-    rolling_coeff: 0.010,
-    max_brake_mps2: 8.0,
-    tyre_kpa: 450.0,
-    wheelbase_m: 3.6,
-    top_speed_mps: 36.0,
-    engine_heat_capacity_kj_k: 60.0,
-    tank_l: 80.0,
-    size_m: Vec3::new(5.9, 2.6, 2.0),
-};
-
-const TRUCK: VehicleSpec = VehicleSpec {
-    mass_kg: 14_000.0,
-    max_power_w: 240_000.0,
-    max_torque_nm: 1_200.0,
-    idle_rpm: 600.0,
-    redline_rpm: 2_600.0,
-    gears: &[6.5, 4.0, 2.6, 1.7, 1.25, 1.0],
-    final_drive: 4.1,
-    wheel_radius_m: 0.5,
-    drag_area_m2: 6.0,
-    rolling_coeff: 0.007,
-    max_brake_mps2: 6.5,
-    tyre_kpa: 850.0,
-    wheelbase_m: 5.5,
-    top_speed_mps: 25.0,
-    engine_heat_capacity_kj_k: 180.0,
-    tank_l: 300.0,
-    size_m: Vec3::new(9.0, 3.6, 2.5),
-};
-
-const BUS: VehicleSpec = VehicleSpec {
-    mass_kg: 15_000.0,
-    max_power_w: 220_000.0,
-    max_torque_nm: 1_100.0,
-    idle_rpm: 600.0,
-    redline_rpm: 2_500.0,
-    gears: &[5.0, 3.0, 2.0, 1.4, 1.0, 0.8],
-    final_drive: 4.9,
-    wheel_radius_m: 0.5,
-    drag_area_m2: 6.5,
-    rolling_coeff: 0.008,
-    max_brake_mps2: 6.5,
-    tyre_kpa: 800.0,
-    wheelbase_m: 6.0,
-    top_speed_mps: 22.0,
-    engine_heat_capacity_kj_k: 170.0,
-    tank_l: 250.0,
-    size_m: Vec3::new(12.0, 3.2, 2.55),
-};
-
-/// The specification of a model.
-pub fn spec(model: VehicleModel) -> &'static VehicleSpec {
-    match model {
-        VehicleModel::Van => &VAN,
-        VehicleModel::Truck => &TRUCK,
-        VehicleModel::Bus => &BUS,
-    }
-}
+use super::spec::{BATTERY_MOHM, PAD_MM, VAN, VehicleSpec, spec};
+use crate::model::{ComponentHealth, EventKind, FailureMode, Metric, MissionStop, RuleDecision, TelemetryFrame, VehicleId, VehicleModel, VehicleStatus};
 
 /// A simulated vehicle. Spawning this component brings everything else a vehicle needs.
 #[derive(Component, Debug, Clone)]
@@ -134,14 +26,15 @@ pub fn spec(model: VehicleModel) -> &'static VehicleSpec {
     Faults,
     RuleState,
     SensorState,
-    super::rules::PreviousFrame,
+    PreviousFrame,
+    CommandMemory,
 )]
 pub struct Vehicle {
     /// Identifier.
     pub id: VehicleId,
     /// Model.
     pub model: VehicleModel,
-    /// Index of the home depot in [`RoadNetwork::depots`].
+    /// Index of the home depot in [`crate::world::RoadNetwork::depots`].
     pub home_depot: u16,
 }
 
@@ -245,11 +138,6 @@ pub struct Condition {
     /// Per-component health.
     pub health: ComponentHealth,
 }
-
-/// Nominal battery internal resistance in milliohms.
-pub const BATTERY_MOHM: f32 = 8.0;
-/// Nominal brake pad thickness in millimetres.
-pub const PAD_MM: f32 = 12.0;
 
 impl Condition {
     /// A vehicle fresh from the depot, at air temperature `ambient_c`.
@@ -404,7 +292,7 @@ impl Default for Navigation {
 #[derive(Debug, Clone)]
 pub struct ActiveFailure {
     /// Mode.
-    pub mode: crate::model::FailureMode,
+    pub mode: FailureMode,
     /// Simulation time it began, in seconds.
     pub onset_s: f64,
     /// Multiplier on the nominal degradation rate.
@@ -453,120 +341,41 @@ impl Default for SensorState {
     }
 }
 
-/// Seeds of per-vehicle random streams: a vehicle's stream depends on the run seed and its id
-/// only, not on how many other vehicles there are.
-pub fn vehicle_seed(run_seed: u64, id: VehicleId) -> u64 {
-    // SplitMix64 finaliser: spreads nearby ids over the whole seed space.
-    let mut z = run_seed ^ (u64::from(id.0).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// The previous frame, kept by the rules for rates of change.
+#[derive(Component, Debug, Default, Clone)]
+pub struct PreviousFrame(pub Option<TelemetryFrame>);
+
+/// Commands remembered per vehicle: enough for the resends of one command and a restarted
+/// centre's repeats, at a few bytes each.
+const REMEMBERED_COMMANDS: usize = 8;
+
+/// The commands a vehicle handled last and how it answered, so a repeat is acknowledged the
+/// same way without being applied twice.
+#[derive(Component, Debug, Clone, Default)]
+pub struct CommandMemory {
+    /// (hash of the command id, accepted), newest at `next - 1`.
+    recent: [(u64, bool); REMEMBERED_COMMANDS],
+    next: usize,
 }
 
-/// Fleet parameters resolved from the scenario and the command line.
-#[derive(Resource, Debug, Clone)]
-pub struct FleetConfig {
-    /// Vehicles in the whole fleet.
-    pub count: u32,
-    /// Which of them this process simulates.
-    pub members: Members,
-    /// Run seed.
-    pub seed: u64,
-    /// Seconds vehicles wait at depots.
-    pub dwell_s: f32,
-}
-
-/// Which vehicles of the fleet one process simulates. A vehicle's behaviour depends only on the
-/// scenario, the seed and its id, so shards of a fleet together produce exactly the messages the
-/// whole fleet produces in one process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Members {
-    /// Every vehicle.
-    #[default]
-    All,
-    /// Shard `index` (from 0) of `count`: vehicles whose number minus one is `index` modulo `count`.
-    Shard {
-        /// This shard, from 0.
-        index: u32,
-        /// Shards in all.
-        count: u32,
-    },
-    /// One vehicle.
-    One(VehicleId),
-}
-
-impl Members {
-    /// Whether vehicle `id` is simulated here.
-    pub fn contains(self, id: VehicleId) -> bool {
-        match self {
-            Members::All => true,
-            Members::Shard { index, count } => (id.0.wrapping_sub(1)) % count == index,
-            Members::One(one) => one == id,
-        }
+impl CommandMemory {
+    fn key(id: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut hasher);
+        // 0 marks an empty slot.
+        hasher.finish().max(1)
     }
 
-    /// Parses `I/N`, shards numbered from 1 as people count them.
-    pub fn parse_shard(text: &str) -> Result<Members, String> {
-        let (i, n) = text.split_once('/').ok_or_else(|| format!("`{text}`: expected I/N, like 1/2"))?;
-        let i: u32 = i.trim().parse().map_err(|_| format!("`{text}`: shard `{i}` is not a number"))?;
-        let n: u32 = n.trim().parse().map_err(|_| format!("`{text}`: shard count `{n}` is not a number"))?;
-        if n == 0 || i == 0 || i > n {
-            return Err(format!("`{text}`: shards are numbered 1 to N, and N is at least 1"));
-        }
-        Ok(Members::Shard { index: i - 1, count: n })
+    /// How the command with `id` was answered, if it is remembered.
+    pub fn outcome_of(&self, id: &str) -> Option<crate::model::CommandOutcome> {
+        let key = Self::key(id);
+        self.recent.iter().find(|(k, _)| *k == key).map(|&(_, accepted)| if accepted { crate::model::CommandOutcome::Accepted } else { crate::model::CommandOutcome::Rejected })
     }
-}
 
-/// Spawns the fleet's members, parked at their home depots with staggered departures.
-pub(super) fn spawn_fleet(
-    mut commands: Commands,
-    config: Res<FleetConfig>,
-    scenario: Res<super::ScenarioResource>,
-    network: Res<RoadNetwork>,
-    env_model: Res<super::environment::EnvironmentModel>,
-) {
-    let env = env_model.at(0.0);
-    let depot_count = network.depots.len() as u32;
-    let models = scenario.0.fleet_models(config.count);
-    for index in 0..config.count {
-        let id = VehicleId(index + 1);
-        if !config.members.contains(id) {
-            continue;
-        }
-        let model = models[index as usize];
-        let spec = spec(model);
-        let home = (index % depot_count) as u16;
-        let node = network.depots[home as usize].node;
-        let at = network.position(node);
-        let altitude = network.terrain.height(at.x, at.y);
-        // Park vehicles side by side so they do not overlap on screen.
-        let slot = (index / depot_count) as f32;
-        let offset = Vec3::new((slot % 10.0) * 4.0 - 18.0, 0.0, (slot / 10.0).floor() * 14.0);
-        let mut drive = Drive { fuel_l: spec.tank_l * 0.9, altitude_m: altitude, ..default() };
-        drive.rpm = 0.0;
-        let navigation = Navigation {
-            from: node,
-            to: node,
-            plan: Plan::ToDepot(home),
-            // Staggered departures: a fleet does not leave in one convoy.
-            dwell_s: (index % 60) as f32 * 5.0,
-            ..default()
-        };
-        let principal = spec.mass_kg * (spec.size_m.x * spec.size_m.x + spec.size_m.z * spec.size_m.z) / 12.0;
-        commands.spawn((
-            Name::new(id.to_string()),
-            Vehicle { id, model, home_depot: home },
-            Transform::from_translation(Vec3::new(at.x, 0.0, at.y) + offset),
-            AdditionalMassProperties::MassProperties(MassProperties {
-                local_center_of_mass: Vec3::ZERO,
-                mass: spec.mass_kg,
-                principal_inertia: Vec3::new(principal, principal, principal),
-                ..default()
-            }),
-            drive,
-            Condition::new(spec, env_model.ambient_at(&env, altitude)),
-            navigation,
-            SensorState { rng: SmallRng::seed_from_u64(vehicle_seed(config.seed, id)), last: None },
-        ));
+    /// Remembers the answer to `id`, forgetting the oldest.
+    pub fn remember(&mut self, id: &str, outcome: crate::model::CommandOutcome) {
+        self.recent[self.next % REMEMBERED_COMMANDS] = (Self::key(id), outcome == crate::model::CommandOutcome::Accepted);
+        self.next = self.next.wrapping_add(1);
     }
 }

@@ -1,0 +1,79 @@
+//! What operators ask of the centre and what it answers: the same requests whether they come
+//! from `aegis alerts ...`, the 3D view's buttons or (later) the WebSocket API, so every
+//! action is applied and audited the same way. docs/PROTOCOL.md gives the JSON.
+
+use serde::{Deserialize, Serialize};
+
+/// An operation on an alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Operation {
+    /// Acknowledge.
+    Ack,
+    /// Clear by hand.
+    Clear,
+    /// Assign to someone.
+    Assign {
+        /// To whom.
+        to: String,
+    },
+    /// Hide from the work queue for a while.
+    Shelve {
+        /// Seconds (of simulation time).
+        for_s: f64,
+    },
+    /// Add a comment.
+    Comment {
+        /// The comment.
+        text: String,
+    },
+}
+
+/// A request from an operator. (serde cannot deny unknown fields beside a flattened field; an
+/// unknown `op` is still refused.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperatorRequest {
+    /// Unique per request; names its reply.
+    pub request_id: String,
+    /// The alert, like `A000012`.
+    pub alert: String,
+    /// Who asks, for the audit trail.
+    pub actor: String,
+    /// What.
+    #[serde(flatten)]
+    pub operation: Operation,
+}
+
+/// The centre's answer to one request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorReply {
+    /// Done.
+    pub ok: bool,
+    /// Why not.
+    pub error: Option<String>,
+}
+
+impl OperatorReply {
+    /// Done.
+    pub fn done() -> Self {
+        Self { ok: true, error: None }
+    }
+
+    /// Refused, saying why.
+    pub fn refused(why: impl Into<String>) -> Self {
+        Self { ok: false, error: Some(why.into()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_read_as_documented() {
+        let request: OperatorRequest = serde_json::from_str(r#"{"request_id":"r1","alert":"A000009","actor":"ana","op":"assign","to":"ben"}"#).unwrap();
+        assert_eq!(request.operation, Operation::Assign { to: "ben".into() });
+        assert!(serde_json::from_str::<OperatorRequest>(r#"{"request_id":"r1","alert":"A1","actor":"a","op":"delete"}"#).is_err());
+    }
+}

@@ -1,0 +1,100 @@
+//! The centre's two ports to the outside, implemented by each transport (in process and over
+//! Redis, in `bus/`): where operators' requests come from, and where the centre keeps what
+//! must outlive it and what others read of it. Both are synchronous and never wait: an
+//! adapter that talks to a server does so on its own task and hands over through channels.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::commands::TrackedCommand;
+use super::missions::{BoardCursor, Mission};
+use crate::model::{AlertRecord, FleetStatus, OperatorReply, OperatorRequest, Severity, VehicleId, VehicleSummary};
+
+/// Where operators' requests arrive and their replies go.
+pub trait OperatorChannel: Send + Sync {
+    /// Requests waiting now, oldest first, without blocking.
+    fn requests(&mut self) -> Vec<OperatorRequest>;
+    /// Answers one request.
+    fn reply(&mut self, request: &OperatorRequest, reply: OperatorReply);
+}
+
+/// Where the centre's state goes: what changed since the last save, once a second. The store
+/// keeps the records (alerts, commands, missions, vehicles) by id, so a restarted centre can
+/// take them back, and publishes the status for operators.
+pub trait StateStore: Send + Sync {
+    /// Saves `changes`, without blocking.
+    fn save(&mut self, changes: Changes);
+}
+
+/// What changed since the last save.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// The fleet status now.
+    pub status: Option<FleetStatus>,
+    /// Alerts changed.
+    pub alerts: Vec<AlertRecord>,
+    /// Commands changed.
+    pub commands: Vec<TrackedCommand>,
+    /// Missions changed.
+    pub missions: Vec<Mission>,
+    /// Vehicles changed.
+    pub vehicles: Vec<(VehicleId, VehicleSummary)>,
+    /// The counters a restarted centre continues from.
+    pub cursor: Option<Cursor>,
+}
+
+/// The counters a restarted centre continues from, so it neither reuses ids and sequence
+/// numbers nor repeats what it has already commanded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Next sequence number of what the centre sends each vehicle (commands).
+    pub downlink_seq: BTreeMap<VehicleId, u64>,
+    /// Next sequence number of what it publishes about each vehicle (presence).
+    pub central_seq: BTreeMap<VehicleId, u64>,
+    /// (alert, command, severity) already commanded.
+    pub commanded: Vec<(String, String, Severity)>,
+    /// Where the mission generator stands.
+    pub missions: Option<BoardCursor>,
+}
+
+/// What a store hands back to a starting centre.
+#[derive(Debug, Clone, Default)]
+pub struct KeptState {
+    /// Alerts, with acknowledgements, assignees and notes.
+    pub alerts: Vec<AlertRecord>,
+    /// Commands, in flight or finished.
+    pub commands: Vec<TrackedCommand>,
+    /// Missions.
+    pub missions: Vec<Mission>,
+    /// Counters.
+    pub cursor: Option<Cursor>,
+}
+
+impl KeptState {
+    /// Whether nothing was kept.
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.commands.is_empty() && self.missions.is_empty() && self.cursor.is_none()
+    }
+}
+
+/// A store that keeps nothing, for a centre nobody reads from (benchmarks, tests of the
+/// decision loop alone).
+#[derive(Debug, Default)]
+pub struct Forget;
+
+impl StateStore for Forget {
+    fn save(&mut self, _: Changes) {}
+}
+
+/// An operator channel on which nobody ever asks anything.
+#[derive(Debug, Default)]
+pub struct NoOperators;
+
+impl OperatorChannel for NoOperators {
+    fn requests(&mut self) -> Vec<OperatorRequest> {
+        Vec::new()
+    }
+
+    fn reply(&mut self, _: &OperatorRequest, _: OperatorReply) {}
+}
