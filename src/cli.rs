@@ -460,14 +460,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&figures)?);
             } else {
                 println!(
-                    "{} vehicles, {:.0} s simulated at {} Hz physics in {:.2} s: {:.0} vehicle-seconds per second; {:.0} bytes resident per vehicle ({:.1} MiB total)",
+                    "{} vehicles, {:.0} s simulated at {} Hz physics in {:.2} s: {:.0} vehicle-seconds per second; {:.0} bytes resident per vehicle ({:.1} MiB total)\nphysics floor (rapier alone, same bodies and forces): {:.0} vehicle-seconds per second; the simulation reaches {:.0}% of it\nwhere the step goes: {}",
                     figures.vehicles,
                     figures.sim_seconds,
                     figures.physics_hz,
                     figures.wall_seconds,
                     figures.vehicle_seconds_per_second,
                     figures.bytes_per_vehicle,
-                    figures.rss_bytes as f64 / 1048576.0
+                    figures.rss_bytes as f64 / 1048576.0,
+                    figures.ceiling_vehicle_seconds_per_second,
+                    figures.share_of_ceiling * 100.0,
+                    figures.profile.iter().map(|(phase, share)| format!("{phase} {:.0}%", share * 100.0)).collect::<Vec<_>>().join(", ")
                 );
             }
             Ok(())

@@ -2,7 +2,9 @@
 //! and the real transport.
 
 mod bus;
+mod floor;
 mod orchestrator;
+mod profile;
 
 pub use bus::{BusBench, bench_bus};
 
@@ -42,6 +44,15 @@ pub struct SimBench {
     pub rss_bytes: u64,
     /// Telemetry messages a consumer received.
     pub messages_received: u64,
+    /// The physics floor: the same number of rapier bodies, set up as vehicles are, stepped
+    /// alone at the same rate with a force applied each step, and nothing else; in
+    /// vehicle-seconds per wall second.
+    pub ceiling_vehicle_seconds_per_second: f64,
+    /// The full simulation's speed as a share of the floor's, 0 to 1.
+    pub share_of_ceiling: f64,
+    /// Where the full simulation's fixed step spends its time, by phase, in shares of the
+    /// step (they add up to about 1).
+    pub profile: Vec<(String, f64)>,
 }
 
 /// Resident set size of this process in bytes (Linux), or 0 where unknown.
@@ -54,7 +65,8 @@ pub fn resident_bytes() -> u64 {
 }
 
 /// Simulates `vehicles` vehicles of `scenario` for `duration` as fast as possible, with one
-/// consumer draining the bus, and reports throughput and memory.
+/// consumer draining the bus, and reports throughput and memory; then the physics floor at
+/// the same size, and a profile of the full step by phase.
 pub fn bench_sim(scenario: Scenario, vehicles: u32, duration: Duration) -> SimBench {
     let before = resident_bytes();
     let bus: SharedBus = Arc::new(MemoryBus::new());
@@ -63,11 +75,13 @@ pub fn bench_sim(scenario: Scenario, vehicles: u32, duration: Duration) -> SimBe
     let mut options = RunOptions::from_scenario(scenario);
     options.vehicles = vehicles;
     let mut app = headless_app(&options, bus);
+    profile::plugin(&mut app);
     app.insert_resource(TimeUpdateStrategy::FixedTimesteps(PHYSICS_HZ));
     app.finish();
     app.cleanup();
     // The first update spawns the fleet; time the steady state after it.
     app.update();
+    app.world_mut().resource_mut::<profile::PhaseTimes>().reset();
     let mut received = consumer.try_iter().count() as u64;
     let start_s = app.world().resource::<SimClock>().seconds();
     let started = Instant::now();
@@ -78,14 +92,21 @@ pub fn bench_sim(scenario: Scenario, vehicles: u32, duration: Duration) -> SimBe
     let wall = started.elapsed().as_secs_f64();
     let sim_seconds = app.world().resource::<SimClock>().seconds() - start_s;
     let rss = resident_bytes();
+    let profile = app.world().resource::<profile::PhaseTimes>().shares();
+    drop(app);
+    let vehicle_seconds_per_second = f64::from(vehicles) * sim_seconds / wall;
+    let ceiling = floor::bench(vehicles, duration);
     SimBench {
         vehicles,
         sim_seconds,
         wall_seconds: wall,
-        vehicle_seconds_per_second: f64::from(vehicles) * sim_seconds / wall,
+        vehicle_seconds_per_second,
         physics_hz: PHYSICS_HZ,
         bytes_per_vehicle: rss.saturating_sub(before) as f64 / f64::from(vehicles.max(1)),
         rss_bytes: rss,
         messages_received: received,
+        ceiling_vehicle_seconds_per_second: ceiling,
+        share_of_ceiling: vehicle_seconds_per_second / ceiling.max(1e-9),
+        profile,
     }
 }

@@ -9,7 +9,8 @@ use bevy::prelude::*;
 use super::panel::Selected;
 use crate::model::{RuleDecision, VehicleStatus};
 use crate::sim::vehicle::{Condition, Faults, Navigation, RuleState};
-use crate::sim::world::RoadNetwork;
+use crate::sim::WorldMap;
+use crate::world::RoadNetwork;
 use crate::sim::Vehicle;
 
 /// Vehicles are drawn larger than life so that they stay visible from kilometres away.
@@ -52,7 +53,7 @@ fn spawn_camera(mut commands: Commands) {
 
 fn build_world(
     mut commands: Commands,
-    network: Res<RoadNetwork>,
+    network: Res<WorldMap>,
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<StandardMaterial>>,
 ) {
@@ -180,7 +181,7 @@ fn select_on_click(click: On<Pointer<Click>>, parents: Query<&ChildOf>, mut sele
     }
 }
 
-fn follow_terrain(network: Res<RoadNetwork>, vehicles: Query<(&Transform, &Vehicle, &Children), Without<Body>>, mut bodies: Query<&mut Transform, With<Body>>) {
+fn follow_terrain(network: Res<WorldMap>, vehicles: Query<(&Transform, &Vehicle, &Children), Without<Body>>, mut bodies: Query<&mut Transform, With<Body>>) {
     for (transform, vehicle, children) in &vehicles {
         let p = transform.translation;
         let lift = network.terrain.height(p.x, p.z) + vehicle.spec().size_m.y * VEHICLE_DRAW_SCALE / 2.0;

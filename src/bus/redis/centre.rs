@@ -22,6 +22,9 @@ use crate::orchestrator::ports::{Changes, KeptState, OperatorChannel, StateStore
 /// Requests older than this are not answered: their senders have given up.
 const REPLY_KEPT_S: u64 = 60;
 
+/// A stream entry as XREAD returns it: id and field-value pairs.
+type StreamEntry = (String, Vec<(String, String)>);
+
 /// The centre's end of the operator channel over Redis.
 pub struct RedisOperators {
     requests: crossbeam_channel::Receiver<OperatorRequest>,
@@ -44,7 +47,7 @@ impl RedisOperators {
         tokio::spawn(async move {
             let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
             loop {
-                let read: redis::RedisResult<Option<Vec<(String, Vec<(String, Vec<(String, String)>)>)>>> =
+                let read: redis::RedisResult<Option<Vec<(String, Vec<StreamEntry>)>>> =
                     redis::cmd("XREAD").arg("COUNT").arg(100).arg("BLOCK").arg(1000).arg("STREAMS").arg(&stream).arg(&cursor).query_async(&mut reader).await;
                 match read {
                     Ok(streams) => {

@@ -350,32 +350,37 @@ pub struct PreviousFrame(pub Option<TelemetryFrame>);
 const REMEMBERED_COMMANDS: usize = 8;
 
 /// The commands a vehicle handled last and how it answered, so a repeat is acknowledged the
-/// same way without being applied twice.
+/// same way without being applied twice. A few bytes per vehicle: 32-bit hashes of the ids
+/// (a false match needs two of the last eight ids to collide).
 #[derive(Component, Debug, Clone, Default)]
 pub struct CommandMemory {
-    /// (hash of the command id, accepted), newest at `next - 1`.
-    recent: [(u64, bool); REMEMBERED_COMMANDS],
-    next: usize,
+    /// Hashes of the ids; 0 marks an empty slot.
+    recent: [u32; REMEMBERED_COMMANDS],
+    /// Bit `i` set: `recent[i]` was accepted.
+    accepted: u8,
+    next: u8,
 }
 
 impl CommandMemory {
-    fn key(id: &str) -> u64 {
+    fn key(id: &str) -> u32 {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         id.hash(&mut hasher);
-        // 0 marks an empty slot.
-        hasher.finish().max(1)
+        (hasher.finish() as u32).max(1)
     }
 
     /// How the command with `id` was answered, if it is remembered.
     pub fn outcome_of(&self, id: &str) -> Option<crate::model::CommandOutcome> {
         let key = Self::key(id);
-        self.recent.iter().find(|(k, _)| *k == key).map(|&(_, accepted)| if accepted { crate::model::CommandOutcome::Accepted } else { crate::model::CommandOutcome::Rejected })
+        let slot = self.recent.iter().position(|k| *k == key)?;
+        Some(if self.accepted & (1 << slot) != 0 { crate::model::CommandOutcome::Accepted } else { crate::model::CommandOutcome::Rejected })
     }
 
     /// Remembers the answer to `id`, forgetting the oldest.
     pub fn remember(&mut self, id: &str, outcome: crate::model::CommandOutcome) {
-        self.recent[self.next % REMEMBERED_COMMANDS] = (Self::key(id), outcome == crate::model::CommandOutcome::Accepted);
+        let slot = usize::from(self.next) % REMEMBERED_COMMANDS;
+        self.recent[slot] = Self::key(id);
+        self.accepted = (self.accepted & !(1 << slot)) | (u8::from(outcome == crate::model::CommandOutcome::Accepted) << slot);
         self.next = self.next.wrapping_add(1);
     }
 }
