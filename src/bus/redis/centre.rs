@@ -25,6 +25,9 @@ const REPLY_KEPT_S: u64 = 60;
 /// A stream entry as XREAD returns it: id and field-value pairs.
 type StreamEntry = (String, Vec<(String, String)>);
 
+/// What XREAD returns: per stream, its entries; nothing when it timed out.
+type StreamReply = Option<Vec<(String, Vec<StreamEntry>)>>;
+
 /// The centre's end of the operator channel over Redis.
 pub struct RedisOperators {
     requests: crossbeam_channel::Receiver<OperatorRequest>,
@@ -47,7 +50,7 @@ impl RedisOperators {
         tokio::spawn(async move {
             let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
             loop {
-                let read: redis::RedisResult<Option<Vec<(String, Vec<StreamEntry>)>>> =
+                let read: redis::RedisResult<StreamReply> =
                     redis::cmd("XREAD").arg("COUNT").arg(100).arg("BLOCK").arg(1000).arg("STREAMS").arg(&stream).arg(&cursor).query_async(&mut reader).await;
                 match read {
                     Ok(streams) => {
