@@ -15,18 +15,11 @@ use bevy::time::TimeUpdateStrategy;
 use bevy_rapier3d::prelude::*;
 
 use crate::sim::clock::{PHYSICS_HZ, SimClock};
+use crate::sim::vehicle::VehicleBody;
 
-/// A body of the floor.
+/// A body of the floor: a vehicle's body, and a number to vary its driving by.
 #[derive(Component)]
-#[require(
-    Transform,
-    RigidBody = RigidBody::Dynamic,
-    Velocity,
-    ExternalForce,
-    LockedAxes = LockedAxes::TRANSLATION_LOCKED_Y | LockedAxes::ROTATION_LOCKED_X | LockedAxes::ROTATION_LOCKED_Z,
-    GravityScale = GravityScale(0.0),
-    Sleeping = Sleeping::disabled()
-)]
+#[require(VehicleBody)]
 struct Body(f32);
 
 /// Vehicle-seconds per wall second for `vehicles` bodies stepped for `duration` of simulated

@@ -19,6 +19,7 @@ use crate::bus::keys::{Family, Keys, PARTITIONS, partition_of};
 use crate::bus::{Bus, BusStats};
 use crate::model::{MessageKind, VehicleId};
 use crate::orchestrator::brain::{Brain, BrainFigures, DEFAULT_OFFLINE_AFTER_S};
+use crate::orchestrator::missions::MissionState;
 use crate::orchestrator::policy::Policy;
 use crate::orchestrator::tracker::{FleetFigures, FleetTracker, Ingested};
 use crate::orchestrator::{Centre, SeqSet};
@@ -143,7 +144,7 @@ pub async fn run(options: OrchestratorOptions, shutdown: impl Future<Output = ()
     let restored = Restored {
         alerts: kept.alerts.len() as u64,
         commands_in_flight: kept.commands.iter().filter(|c| !c.state.is_final()).count() as u64,
-        missions_under_way: kept.missions.iter().filter(|m| m.vehicle.is_some()).count() as u64,
+        missions_under_way: kept.missions.iter().filter(|m| matches!(m.state, MissionState::Assigned | MissionState::InProgress)).count() as u64,
     };
     if !kept.is_empty() {
         tracing::info!("taking back an earlier run's state: {} alerts, {} commands in flight, {} missions under way", restored.alerts, restored.commands_in_flight, restored.missions_under_way);

@@ -8,8 +8,9 @@ use rand::{SeedableRng, rngs::SmallRng};
 use super::spec::{BATTERY_MOHM, PAD_MM, VAN, VehicleSpec, spec};
 use crate::model::{ComponentHealth, EventKind, FailureMode, Metric, MissionStop, RuleDecision, TelemetryFrame, VehicleId, VehicleModel, VehicleStatus};
 
-/// A simulated vehicle. Spawning this component brings everything else a vehicle needs.
-#[derive(Component, Debug, Clone)]
+/// A vehicle's rigid body as rapier sees it: what the physics needs, and nothing else (the
+/// physics floor of `aegis bench sim` spawns these alone).
+#[derive(Component, Debug, Clone, Copy, Default)]
 #[require(
     Transform,
     RigidBody = RigidBody::Dynamic,
@@ -20,6 +21,13 @@ use crate::model::{ComponentHealth, EventKind, FailureMode, Metric, MissionStop,
     LockedAxes = LockedAxes::TRANSLATION_LOCKED_Y | LockedAxes::ROTATION_LOCKED_X | LockedAxes::ROTATION_LOCKED_Z,
     GravityScale = GravityScale(0.0),
     Sleeping = Sleeping::disabled(),
+)]
+pub struct VehicleBody;
+
+/// A simulated vehicle. Spawning this component brings everything else a vehicle needs.
+#[derive(Component, Debug, Clone)]
+#[require(
+    VehicleBody,
     Drive,
     Condition,
     Navigation,
