@@ -127,8 +127,11 @@ pub(crate) struct Counters {
     pub spilled: AtomicU64,
     pub dropped: AtomicU64,
     pub backlog: AtomicU64,
-    /// Why messages cannot be kept on disk, while they cannot.
+    /// Why the writer cannot keep messages on disk (spill file, taking over the overflow),
+    /// while it cannot.
     pub held_up: Mutex<Option<String>>,
+    /// Why the publisher cannot append to the overflow file, while it cannot.
+    pub overflow_held_up: Mutex<Option<String>>,
 }
 
 /// Messages the simulation may hand the writer before the overflow file takes them: about
@@ -197,7 +200,7 @@ impl RedisBus {
             counters.backlog.store(queue.len(), Ordering::Relaxed);
         }
         let overflow = Arc::new(Overflow::new(files.overflow, config.spill_limit_bytes));
-        let writer = Writer { connection, keys: config.keys(), queue, counters: counters.clone(), stream_maxlen: config.stream_maxlen, overflow: overflow.clone(), seq_record };
+        let writer = Writer { connection, keys: config.keys(), queue, counters: counters.clone(), stream_maxlen: config.stream_maxlen, overflow: overflow.clone(), seq_record, takeover_failing: None };
         let (sender, inbox) = tokio::sync::mpsc::channel(CHANNEL_CAPACITY);
         let (control, requests) = tokio::sync::mpsc::unbounded_channel();
         runtime.spawn(writer.run(inbox, requests));
@@ -293,13 +296,11 @@ impl Bus for RedisBus {
         };
         self.counters.spilled.fetch_add(1, Ordering::Relaxed);
         let trouble = self.overflow.push(&envelope);
-        let mut held = self.counters.held_up.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if trouble.is_some() || held.as_deref().is_some_and(|w| w.starts_with("overflow")) {
-            if trouble.is_some() && held.is_none() {
-                tracing::error!("cannot keep messages on disk ({}): slowing the simulation until it can", trouble.as_deref().unwrap_or_default());
-            }
-            *held = trouble;
+        let mut held = self.counters.overflow_held_up.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let (Some(why), None) = (&trouble, &*held) {
+            tracing::error!("cannot keep messages on disk ({why}): slowing the simulation until it can");
         }
+        *held = trouble;
     }
 
     /// A consumer group per subscription, named after the identity (and the subscription's
@@ -361,7 +362,8 @@ impl Bus for RedisBus {
     }
 
     fn held_up(&self) -> Option<String> {
-        self.counters.held_up.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        let held = |slot: &Mutex<Option<String>>| slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        held(&self.counters.overflow_held_up).or_else(|| held(&self.counters.held_up))
     }
 
     fn flush(&self, timeout: Duration) -> bool {

@@ -152,6 +152,8 @@ pub(super) struct Writer {
     pub stream_maxlen: u64,
     pub overflow: Arc<Overflow>,
     pub seq_record: SeqRecord,
+    /// Why taking the overflow over failed last, until it succeeds.
+    pub takeover_failing: Option<String>,
 }
 
 /// A batch Redis has not answered yet.
@@ -192,7 +194,8 @@ impl Writer {
             // What is bound for disk goes there now: a disk that refuses it must be noticed
             // (and the simulation slowed) before memory fills, not when a block is full.
             self.queue.write_pending();
-            self.update_held_up(self.queue.held_up().map(|why| format!("spill file {}: {why}", self.queue.spill_path().display())));
+            let spill = self.queue.held_up().map(|why| format!("spill file {}: {why}", self.queue.spill_path().display()));
+            self.update_held_up(self.takeover_failing.clone().or(spill));
             self.seq_record.write(false);
             if in_flight.is_none() && self.queue.is_empty() {
                 if !flushes.is_empty() {
@@ -290,10 +293,11 @@ impl Writer {
         if self.overflow.active.load(Ordering::SeqCst) {
             match self.overflow.drain_into(&mut self.queue) {
                 Ok(moved) => {
+                    self.takeover_failing = None;
                     self.counters.backlog.store(self.queue.len(), Ordering::Relaxed);
                     tracing::debug!("took over {moved} overflowed messages");
                 }
-                Err(error) => self.update_held_up(Some(format!("overflow file: {error}"))),
+                Err(error) => self.takeover_failing = Some(format!("overflow file: {error}")),
             }
         }
         false
@@ -314,18 +318,12 @@ impl Writer {
                 self.counters.spilled.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let held_up = self.queue.held_up().map(|why| format!("spill file {}: {why}", self.queue.spill_path().display()));
-        self.update_held_up(held_up);
         self.counters.backlog.store(self.queue.len(), Ordering::Relaxed);
     }
 
     /// Says (once per change) whether the queue can take more without growing memory.
     fn update_held_up(&self, why: Option<String>) {
         let mut held = self.counters.held_up.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        // The overflow's own trouble is reported by the publisher; clear only what we set.
-        if why.is_none() && held.as_deref().is_some_and(|w| w.starts_with("overflow")) {
-            return;
-        }
         if *held != why {
             match &why {
                 Some(reason) => tracing::error!("cannot keep messages on disk ({reason}): slowing the simulation until it can"),
