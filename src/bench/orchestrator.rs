@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::bus::sample_frame;
-use crate::model::{Body, Envelope, Event, EventKind, RuleDecision, RuleId, VehicleId};
+use crate::model::{Body, Envelope, EventKind, RuleDecision, RuleId, VehicleId};
 use crate::orchestrator::Centre;
 use crate::orchestrator::brain::Brain;
 use crate::orchestrator::ports::{Forget, NoOperators};
@@ -84,7 +84,7 @@ fn second_of_traffic(vehicles: u32, second: u64, seq: &mut [u64]) -> Vec<Envelop
         seq[v as usize] += 1;
         if u64::from(v) % 100 == second % 100 {
             let event = EventKind::RuleTriggered { rule: RuleId::CoolantTempVeryHigh, metric: "coolant_temp_c".into(), value: 116.0, decision: RuleDecision::DeratePower };
-            out.push(Envelope::new(id, seq[v as usize], second as f64, Body::Event(Event { event })));
+            out.push(Envelope::new(id, seq[v as usize], second as f64, Body::from(event)));
             seq[v as usize] += 1;
         }
     }

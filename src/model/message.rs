@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Alert, Component, FailureMode, MissionKind, MissionStop, RuleId, Telemetry, ValidationError, VehicleId, VehicleStatus};
+use super::{Alert, Component, FailureMode, MissionKind, MissionStop, RuleId, Telemetry, ValidationError, VehicleId, VehicleStatus, WallTime};
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -245,16 +245,41 @@ pub enum Body {
     Telemetry(Box<Telemetry>),
     /// See [`MessageKind::Heartbeat`].
     Heartbeat(Heartbeat),
-    /// See [`MessageKind::Event`].
-    Event(Event),
+    /// See [`MessageKind::Event`]. Rare variants are boxed: a body in flight is as small as
+    /// the common ones (a boxed frame, a heartbeat), 32 bytes rather than 88.
+    Event(Box<Event>),
     /// See [`MessageKind::Alert`].
     Alert(Box<Alert>),
     /// See [`MessageKind::Command`].
-    Command(Command),
+    Command(Box<Command>),
     /// See [`MessageKind::CommandAck`].
-    CommandAck(CommandAck),
+    CommandAck(Box<CommandAck>),
     /// See [`MessageKind::Presence`].
     Presence(Presence),
+}
+
+impl From<Event> for Body {
+    fn from(event: Event) -> Self {
+        Body::Event(Box::new(event))
+    }
+}
+
+impl From<EventKind> for Body {
+    fn from(event: EventKind) -> Self {
+        Body::Event(Box::new(Event { event }))
+    }
+}
+
+impl From<Command> for Body {
+    fn from(command: Command) -> Self {
+        Body::Command(Box::new(command))
+    }
+}
+
+impl From<CommandAck> for Body {
+    fn from(ack: CommandAck) -> Self {
+        Body::CommandAck(Box::new(ack))
+    }
 }
 
 impl Body {
@@ -283,9 +308,9 @@ pub struct Envelope {
     pub seq: u64,
     /// Simulation time in seconds.
     pub sim_time: f64,
-    /// Wall-clock time the envelope was made, RFC 3339 UTC. Not part of the deterministic
-    /// stream: tests strip it before comparing runs.
-    pub wall_time: String,
+    /// Wall-clock time the envelope was made (RFC 3339 UTC on the wire). Not part of the
+    /// deterministic stream: tests strip it before comparing runs.
+    pub wall_time: WallTime,
     /// Content.
     pub body: Body,
 }
@@ -309,7 +334,7 @@ impl Envelope {
             vehicle_id,
             seq,
             sim_time,
-            wall_time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            wall_time: WallTime::now(),
             body,
         }
     }
@@ -370,7 +395,7 @@ impl Envelope {
                     return Err(ValidationError::new("payload.action.stops", "a mission needs at least one stop"));
                 }
             }
-            Body::Event(Event { event: EventKind::RuleTriggered { value, .. } }) if !value.is_finite() => {
+            Body::Event(event) if matches!(event.event, EventKind::RuleTriggered { value, .. } if !value.is_finite()) => {
                 return Err(ValidationError::new("payload.event.value", "not a finite number"));
             }
             _ => {}
@@ -406,7 +431,7 @@ mod wire {
         vehicle_id: VehicleId,
         seq: u64,
         sim_time: f64,
-        wall_time: &'a str,
+        wall_time: WallTime,
         payload: PayloadRef<'a>,
     }
 
@@ -418,7 +443,7 @@ mod wire {
         vehicle_id: VehicleId,
         seq: u64,
         sim_time: f64,
-        wall_time: String,
+        wall_time: WallTime,
         // Kept as text until `kind` is known, then parsed once into its own type.
         payload: Box<serde_json::value::RawValue>,
     }
@@ -440,7 +465,7 @@ mod wire {
                 vehicle_id: self.vehicle_id,
                 seq: self.seq,
                 sim_time: self.sim_time,
-                wall_time: &self.wall_time,
+                wall_time: self.wall_time,
                 payload,
             }
             .serialize(serializer)
@@ -456,10 +481,10 @@ mod wire {
             let body = match wire.kind {
                 MessageKind::Telemetry => Body::Telemetry(Box::new(parse(&wire.payload, wire.kind)?)),
                 MessageKind::Heartbeat => Body::Heartbeat(parse(&wire.payload, wire.kind)?),
-                MessageKind::Event => Body::Event(parse(&wire.payload, wire.kind)?),
+                MessageKind::Event => Body::Event(Box::new(parse(&wire.payload, wire.kind)?)),
                 MessageKind::Alert => Body::Alert(Box::new(parse(&wire.payload, wire.kind)?)),
-                MessageKind::Command => Body::Command(parse(&wire.payload, wire.kind)?),
-                MessageKind::CommandAck => Body::CommandAck(parse(&wire.payload, wire.kind)?),
+                MessageKind::Command => Body::Command(Box::new(parse(&wire.payload, wire.kind)?)),
+                MessageKind::CommandAck => Body::CommandAck(Box::new(parse(&wire.payload, wire.kind)?)),
                 MessageKind::Presence => Body::Presence(parse(&wire.payload, wire.kind)?),
             };
             if wire.protocol == 0 {

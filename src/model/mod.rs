@@ -9,6 +9,7 @@ mod rule;
 mod status;
 pub mod metrics;
 mod telemetry;
+mod time;
 mod vehicle;
 
 pub use alert::{Alert, AlertKey, AlertRecord, AuditAction, AuditEvent, Note, Origin, Recommendation, RecommendedAction, Severity};
@@ -18,10 +19,11 @@ pub use message::{
 };
 pub use mission::{MissionKind, MissionStop};
 pub use operator::{Operation, OperatorReply, OperatorRequest};
-pub use rule::RuleId;
+pub use rule::{RULE_COUNT, RuleId};
 pub use status::{FleetFigures, FleetOverview, FleetStatus, MissionFigures, VehicleSummary};
 pub use metrics::{METRIC_COUNT, METRICS, Metric, MetricGroup, MetricSpec};
 pub use telemetry::{FailureTruth, Telemetry, TelemetryFrame};
+pub use time::WallTime;
 pub use vehicle::{
     Capability, ComponentHealth, Pose, VehicleId, VehicleIdentity, VehicleModel, VehicleState,
     VehicleStatus,

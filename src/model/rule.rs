@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// How many local rules there are: one per [`RuleId`] variant.
+pub const RULE_COUNT: usize = 18;
+
 /// A local rule, as named on the wire (snake case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -354,7 +354,7 @@ impl Brain {
             .map(|(vehicle, command)| {
                 let seq = self.seq.entry(vehicle).or_default();
                 *seq += 1;
-                Envelope::new(vehicle, *seq - 1, at, Body::Command(command))
+                Envelope::new(vehicle, *seq - 1, at, Body::from(command))
             })
             .collect()
     }
@@ -491,7 +491,7 @@ mod tests {
         let mut brain = Brain::new(Policy::shipped());
         let now = 0.0;
         let vehicle = VehicleId(5);
-        let event = |seq, event| Envelope::new(vehicle, seq, seq as f64, Body::Event(crate::model::Event { event }));
+        let event = |seq, event| Envelope::new(vehicle, seq, seq as f64, Body::from(event));
         brain.ingest(&event(0, EventKind::StatusChanged { from: VehicleStatus::Idle, to: VehicleStatus::EnRoute }), now);
         brain.ingest(&event(1, EventKind::RuleTriggered { rule: RuleId::OilPressureLost, metric: "oil_pressure_kpa".into(), value: 20.0, decision: RuleDecision::ControlledStop }), now);
         brain.tick(2.0);

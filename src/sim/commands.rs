@@ -60,7 +60,7 @@ fn apply_commands(
         if let Some(outcome) = memory.outcome_of(&command.command_id) {
             // A repeat (resent, or re-sent by a restarted centre): answered, not applied again.
             let detail = Some("already handled".to_owned()).filter(|_| outcome == CommandOutcome::Rejected);
-            outbox.send(vehicle.id, Body::CommandAck(CommandAck { command_id: command.command_id.clone(), outcome, detail }));
+            outbox.send(vehicle.id, Body::from(CommandAck { command_id: command.command_id.clone(), outcome, detail }));
             continue;
         }
         let expired = envelope.sim_time + command.ttl_s < clock.seconds();
@@ -78,7 +78,7 @@ fn apply_commands(
             Err(why) => (CommandOutcome::Rejected, Some(why)),
         };
         memory.remember(&command.command_id, outcome);
-        outbox.send(vehicle.id, Body::CommandAck(CommandAck { command_id: command.command_id.clone(), outcome, detail }));
+        outbox.send(vehicle.id, Body::from(CommandAck { command_id: command.command_id.clone(), outcome, detail }));
     }
 }
 

@@ -7,7 +7,7 @@ use bevy::prelude::*;
 use super::clock::SimClock;
 use super::fleet::Outages;
 use crate::bus::SharedBus;
-use crate::model::{Body, Envelope, EventKind, Event, VehicleId};
+use crate::model::{Body, Envelope, EventKind, VehicleId};
 use crate::schedule::SimSystems;
 
 /// The bus the simulation publishes on and receives commands from.
@@ -45,7 +45,7 @@ impl Outbox {
 
     /// Queues an event from `vehicle`.
     pub fn event(&mut self, vehicle: VehicleId, event: EventKind) {
-        self.send(vehicle, Body::Event(Event { event }));
+        self.send(vehicle, Body::from(event));
     }
 }
 

@@ -6,8 +6,8 @@ use bevy::prelude::*;
 
 use super::outbox::{Outbox, SimCounters};
 use super::clock::SimClock;
-use super::vehicle::{Navigation, PreviousFrame, RuleState, SensorState, Vehicle};
-use crate::model::{EventKind, Metric, RuleDecision, RuleId, TelemetryFrame, VehicleStatus};
+use super::vehicle::{Navigation, RuleState, SensorState, Vehicle};
+use crate::model::{EventKind, Metric, RULE_COUNT, RuleDecision, RuleId, TelemetryFrame, VehicleStatus};
 use crate::schedule::SimSystems;
 
 /// What a rule looks at.
@@ -64,7 +64,7 @@ const fn rule(id: RuleId, signal: Signal, test: Test, persistence_s: u16, decisi
 }
 
 /// The rules every vehicle runs, documented in docs/RULES.md.
-pub const RULES: &[Rule] = &[
+pub const RULES: &[Rule; RULE_COUNT] = &[
     rule(RuleId::CoolantTempHigh, Signal::Metric(Metric::CoolantTempC), Test::Above(108.0), 10, RuleDecision::Warn),
     rule(RuleId::CoolantTempVeryHigh, Signal::Metric(Metric::CoolantTempC), Test::Above(115.0), 10, RuleDecision::DeratePower),
     rule(RuleId::CoolantTempCritical, Signal::Metric(Metric::CoolantTempC), Test::Above(122.0), 10, RuleDecision::ControlledStop),
@@ -112,8 +112,14 @@ fn signal_value(signal: Signal, frame: &TelemetryFrame, nominal_kpa: f32) -> f32
     }
 }
 
-/// Whether a rule's test holds on this frame, given the previous one a second earlier.
-pub fn rule_holds(rule: &Rule, frame: &TelemetryFrame, previous: Option<&TelemetryFrame>, nominal_kpa: f32) -> Option<f32> {
+/// The value a rule watches on this frame.
+pub fn rule_signal(rule: &Rule, frame: &TelemetryFrame, nominal_kpa: f32) -> f32 {
+    signal_value(rule.signal, frame, nominal_kpa)
+}
+
+/// Whether a rule's test holds on this frame, given its signal a second earlier (none before
+/// a second reading: then no rate holds). Returns the signal's value when it holds.
+pub fn rule_holds(rule: &Rule, frame: &TelemetryFrame, previous: Option<f32>, nominal_kpa: f32) -> Option<f32> {
     if rule.engine_running && frame.get(Metric::EngineRpm) < 300.0 {
         return None;
     }
@@ -121,8 +127,8 @@ pub fn rule_holds(rule: &Rule, frame: &TelemetryFrame, previous: Option<&Telemet
     let holds = match rule.test {
         Test::Above(limit) => value > limit,
         Test::Below(limit) => value < limit,
-        Test::FallingFaster(rate) => previous.is_some_and(|p| signal_value(rule.signal, p, nominal_kpa) - value > rate),
-        Test::RisingFaster(rate) => previous.is_some_and(|p| value - signal_value(rule.signal, p, nominal_kpa) > rate),
+        Test::FallingFaster(rate) => previous.is_some_and(|p| p - value > rate),
+        Test::RisingFaster(rate) => previous.is_some_and(|p| value - p > rate),
     };
     holds.then_some(value)
 }
@@ -133,22 +139,20 @@ pub(super) fn plugin(app: &mut App) {
 
 fn evaluate_rules(
     clock: Res<SimClock>,
-    mut vehicles: Query<(&Vehicle, &SensorState, &mut RuleState, &mut Navigation, &mut PreviousFrame)>,
+    mut vehicles: Query<(&Vehicle, &SensorState, &mut RuleState, &mut Navigation)>,
     mut outbox: ResMut<Outbox>,
     mut counters: ResMut<SimCounters>,
 ) {
     if !clock.is_sample_step() {
         return;
     }
-    for (vehicle, sensors, mut state, mut nav, mut previous) in &mut vehicles {
+    for (vehicle, sensors, mut state, mut nav) in &mut vehicles {
         let Some(frame) = sensors.last else { continue };
-        if state.held_s.len() != RULES.len() {
-            state.held_s = vec![0; RULES.len()];
-        }
         let nominal_kpa = vehicle.spec().tyre_kpa;
         for (index, rule) in RULES.iter().enumerate() {
             let driving = matches!(nav.status, VehicleStatus::EnRoute | VehicleStatus::Returning);
-            let holds = if rule.while_driving && !driving { None } else { rule_holds(rule, &frame, previous.0.as_ref(), nominal_kpa) };
+            let holds = if rule.while_driving && !driving { None } else { rule_holds(rule, &frame, Some(state.previous[index]).filter(|p| !p.is_nan()), nominal_kpa) };
+            state.previous[index] = rule_signal(rule, &frame, nominal_kpa);
             match holds {
                 Some(value) => {
                     state.held_s[index] = state.held_s[index].saturating_add(1);
@@ -171,7 +175,6 @@ fn evaluate_rules(
                 }
             }
         }
-        previous.0 = Some(frame);
     }
 }
 

@@ -126,13 +126,17 @@ fn sample_telemetry(
     }
 }
 
+/// Each vehicle's heartbeat every [`HEARTBEAT_INTERVAL_S`], on a whole second set by its id:
+/// a fifth of the fleet each second rather than all of it every fifth second, so neither the
+/// outbox nor the bus nor the centre sees the whole fleet's heartbeats in one step.
 fn send_heartbeats(clock: Res<SimClock>, vehicles: Query<(&Vehicle, &Navigation)>, mut outbox: ResMut<Outbox>) {
-    if !clock.steps.is_multiple_of(HEARTBEAT_INTERVAL_S * u64::from(PHYSICS_HZ)) {
+    if !clock.is_sample_step() {
         return;
     }
+    let second = clock.steps / u64::from(PHYSICS_HZ);
     let uptime_s = clock.seconds();
     for (vehicle, nav) in &vehicles {
-        if nav.status != VehicleStatus::Offline {
+        if (second + u64::from(vehicle.id.0)).is_multiple_of(HEARTBEAT_INTERVAL_S) && nav.status != VehicleStatus::Offline {
             outbox.send(vehicle.id, Body::Heartbeat(Heartbeat { status: nav.status, uptime_s }));
         }
     }

@@ -16,7 +16,7 @@ fn stream(seed: u64) -> Vec<String> {
         .filter(|e| matches!(e.body, Body::Telemetry(_)))
         .map(|e| {
             let mut e = e.clone();
-            e.wall_time.clear();
+            e.wall_time = aegis::model::WallTime::UNIX_EPOCH;
             e.to_json()
         })
         .collect()

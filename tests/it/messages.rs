@@ -22,8 +22,8 @@ pub fn every_body() -> Vec<Body> {
     vec![
         telemetry_body(),
         Body::Heartbeat(Heartbeat { status: VehicleStatus::EnRoute, uptime_s: 55.0 }),
-        Body::Event(Event { event: EventKind::RuleTriggered { rule: aegis::model::RuleId::CoolantTempHigh, metric: "coolant_temp_c".into(), value: 112.5, decision: RuleDecision::DeratePower } }),
-        Body::Event(Event { event: EventKind::StatusChanged { from: VehicleStatus::Idle, to: VehicleStatus::EnRoute } }),
+        Body::from(Event { event: EventKind::RuleTriggered { rule: aegis::model::RuleId::CoolantTempHigh, metric: "coolant_temp_c".into(), value: 112.5, decision: RuleDecision::DeratePower } }),
+        Body::from(Event { event: EventKind::StatusChanged { from: VehicleStatus::Idle, to: VehicleStatus::EnRoute } }),
         Body::Alert(Box::new(Alert {
             id: "a-1".into(),
             vehicle_id: VehicleId(3),
@@ -34,9 +34,9 @@ pub fn every_body() -> Vec<Body> {
             recommendation: Recommendation { action: RecommendedAction::ScheduleMaintenance, reason: "pads below 3 mm".into(), within_hours: Some(8.0) },
             raised_at_s: 3600.0,
         })),
-        Body::Command(Command { command_id: "c-1".into(), action: CommandAction::ReduceSpeed { max_kph: 40.0 }, ttl_s: 60.0 }),
-        Body::Command(Command { command_id: "c-2".into(), action: CommandAction::ChangeMission { destination_depot: "North".into() }, ttl_s: 60.0 }),
-        Body::Command(Command {
+        Body::from(Command { command_id: "c-1".into(), action: CommandAction::ReduceSpeed { max_kph: 40.0 }, ttl_s: 60.0 }),
+        Body::from(Command { command_id: "c-2".into(), action: CommandAction::ChangeMission { destination_depot: "North".into() }, ttl_s: 60.0 }),
+        Body::from(Command {
             command_id: "c-3".into(),
             action: CommandAction::AssignMission {
                 mission_id: "M000001".into(),
@@ -45,10 +45,10 @@ pub fn every_body() -> Vec<Body> {
             },
             ttl_s: 60.0,
         }),
-        Body::Event(Event { event: EventKind::MissionProgress { mission_id: "M000001".into(), reached: 1, of: 2, stop: "North".into() } }),
-        Body::Event(Event { event: EventKind::MissionCompleted { mission_id: "M000001".into() } }),
-        Body::Event(Event { event: EventKind::MissionAbandoned { mission_id: "M000001".into(), reason: "recalled".into() } }),
-        Body::CommandAck(CommandAck { command_id: "c-1".into(), outcome: CommandOutcome::Accepted, detail: None }),
+        Body::from(Event { event: EventKind::MissionProgress { mission_id: "M000001".into(), reached: 1, of: 2, stop: "North".into() } }),
+        Body::from(Event { event: EventKind::MissionCompleted { mission_id: "M000001".into() } }),
+        Body::from(Event { event: EventKind::MissionAbandoned { mission_id: "M000001".into(), reason: "recalled".into() } }),
+        Body::from(CommandAck { command_id: "c-1".into(), outcome: CommandOutcome::Accepted, detail: None }),
         Body::Presence(Presence { online: false, last_seen_sim_time: 310.0, silent_s: 15.2 }),
     ]
 }

@@ -98,7 +98,7 @@ impl PlayedVehicle {
     }
 
     fn accept(&mut self, command_id: String) {
-        self.send(Body::CommandAck(CommandAck { command_id, outcome: CommandOutcome::Accepted, detail: None }));
+        self.send(Body::from(CommandAck { command_id, outcome: CommandOutcome::Accepted, detail: None }));
     }
 }
 
@@ -139,7 +139,7 @@ max_kph = 40
 
     // A major brake alert: the centre asks for 40 km/h; the vehicle says yes and keeps to 90.
     vehicle.second();
-    vehicle.send(Body::Event(Event { event: EventKind::RuleTriggered { rule: aegis::model::RuleId::BrakePadLow, metric: "brake_pad_front_mm".into(), value: 2.5, decision: RuleDecision::DeratePower } }));
+    vehicle.send(Body::from(Event { event: EventKind::RuleTriggered { rule: aegis::model::RuleId::BrakePadLow, metric: "brake_pad_front_mm".into(), value: 2.5, decision: RuleDecision::DeratePower } }));
     let (slow_down, action) = vehicle.until_command("the centre asks the vehicle to slow down");
     assert_eq!(action, CommandAction::ReduceSpeed { max_kph: 40.0 });
     vehicle.accept(slow_down);

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use aegis::model::{EventKind, FailureMode, Metric, RuleDecision, TelemetryFrame, VehicleStatus};
-use aegis::sim::rules::{RULES, rule_holds};
+use aegis::sim::rules::{RULES, rule_holds, rule_signal};
 
 use crate::common::{Harness, with_failure};
 
@@ -20,10 +20,10 @@ fn thresholds_rates_and_engine_condition() {
     assert_eq!(rule_holds(rule("oil_pressure_lost"), &frame, None, 450.0), None);
     frame.set(Metric::EngineRpm, 1500.0);
     assert!(rule_holds(rule("oil_pressure_lost"), &frame, None, 450.0).is_some());
-    // Rates need the previous frame.
+    // Rates need the reading a second earlier.
     let mut before = frame;
     before.set(Metric::CoolantTempC, 89.0);
-    assert!(rule_holds(rule("coolant_temp_rising_fast"), &frame, Some(&before), 450.0).is_some());
+    assert!(rule_holds(rule("coolant_temp_rising_fast"), &frame, Some(rule_signal(rule("coolant_temp_rising_fast"), &before, 450.0)), 450.0).is_some());
     assert!(rule_holds(rule("coolant_temp_rising_fast"), &frame, None, 450.0).is_none());
     // A floored pedal at no speed is a vehicle that cannot make headway; only while it means
     // to drive, since a parked one holds itself on a slope the same way.

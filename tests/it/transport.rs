@@ -336,14 +336,14 @@ fn a_command_over_redis_reaches_the_vehicle_and_is_acknowledged() {
         VehicleId(3),
         0,
         0.0,
-        Body::Command(aegis::model::Command { command_id: "c-42".into(), action: aegis::model::CommandAction::ReduceSpeed { max_kph: 30.0 }, ttl_s: 1e9 }),
+        Body::from(aegis::model::Command { command_id: "c-42".into(), action: aegis::model::CommandAction::ReduceSpeed { max_kph: 30.0 }, ttl_s: 1e9 }),
     );
     let mut connection = server.connection();
     let _: String = redis::cmd("XADD").arg("aegis:{p02}:downlink").arg("*").arg("kind").arg("command").arg("data").arg(command.to_json()).query(&mut connection).unwrap();
     let acknowledged = |connection: &mut redis::Connection| -> Option<aegis::model::CommandAck> {
         let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE").arg("aegis:{p02}:uplink").arg("-").arg("+").query(connection).unwrap();
         reply.ids.iter().find_map(|entry| match Envelope::from_json(&entry.get::<String>("data")?).ok()?.body {
-            Body::CommandAck(ack) if ack.command_id == "c-42" => Some(ack),
+            Body::CommandAck(ack) if ack.command_id == "c-42" => Some(*ack),
             _ => None,
         })
     };

@@ -6,7 +6,7 @@ use bevy_rapier3d::prelude::*;
 use rand::{SeedableRng, rngs::SmallRng};
 
 use super::spec::{BATTERY_MOHM, PAD_MM, VAN, VehicleSpec, spec};
-use crate::model::{ComponentHealth, EventKind, FailureMode, Metric, MissionStop, RuleDecision, TelemetryFrame, VehicleId, VehicleModel, VehicleStatus};
+use crate::model::{ComponentHealth, EventKind, FailureMode, Metric, MissionStop, RULE_COUNT, RuleDecision, TelemetryFrame, VehicleId, VehicleModel, VehicleStatus};
 
 /// A vehicle's rigid body as rapier sees it: what the physics needs, and nothing else (the
 /// physics floor of `aegis bench sim` spawns these alone).
@@ -34,7 +34,6 @@ pub struct VehicleBody;
     Faults,
     RuleState,
     SensorState,
-    PreviousFrame,
     CommandMemory,
 )]
 pub struct Vehicle {
@@ -323,15 +322,25 @@ pub struct ActiveFailure {
 #[derive(Component, Debug, Clone, Default)]
 pub struct Faults(pub Vec<ActiveFailure>);
 
-/// Local-rule state: persistence counters and the strongest decision in force.
-#[derive(Component, Debug, Clone, Default)]
+/// Local-rule state: persistence counters, each rule's reading a second ago (for rates of
+/// change) and the strongest decision in force. Inline, by rule index in
+/// [`crate::sim::rules::RULES`]: no allocation and no second telemetry frame per vehicle.
+#[derive(Component, Debug, Clone)]
 pub struct RuleState {
     /// Seconds each rule's condition has held.
-    pub held_s: Vec<u16>,
+    pub held_s: [u16; RULE_COUNT],
+    /// Each rule's signal at the previous sample; NaN before the first, so no rate holds.
+    pub previous: [f32; RULE_COUNT],
     /// Rules that have fired and not yet re-armed (bit per rule).
     pub fired: u64,
     /// Strongest decision in force.
     pub decision: Option<RuleDecision>,
+}
+
+impl Default for RuleState {
+    fn default() -> Self {
+        Self { held_s: [0; RULE_COUNT], previous: [f32::NAN; RULE_COUNT], fired: 0, decision: None }
+    }
 }
 
 /// The vehicle's sensors: noise source and the last frame they produced.
@@ -348,10 +357,6 @@ impl Default for SensorState {
         Self { rng: SmallRng::seed_from_u64(0), last: None }
     }
 }
-
-/// The previous frame, kept by the rules for rates of change.
-#[derive(Component, Debug, Default, Clone)]
-pub struct PreviousFrame(pub Option<TelemetryFrame>);
 
 /// Commands remembered per vehicle: enough for the resends of one command and a restarted
 /// centre's repeats, at a few bytes each.

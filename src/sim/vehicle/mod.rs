@@ -5,6 +5,6 @@ pub mod components;
 pub mod spec;
 pub mod spawn;
 
-pub use components::{ActiveFailure, ActiveMission, CommandMemory, Condition, Drive, Faults, Navigation, Plan, PreviousFrame, RuleState, SensorState, Vehicle, VehicleBody};
+pub use components::{ActiveFailure, ActiveMission, CommandMemory, Condition, Drive, Faults, Navigation, Plan, RuleState, SensorState, Vehicle, VehicleBody};
 pub use spawn::vehicle_seed;
 pub use spec::{BATTERY_MOHM, PAD_MM, VehicleSpec, spec};

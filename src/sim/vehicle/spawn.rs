@@ -40,7 +40,8 @@ pub(crate) fn spawn_fleet(world: &mut World) {
     let env = env_model.at(0.0);
     let depot_count = network.depots.len() as u32;
     let members: Vec<u32> = (0..config.count).filter(|&index| config.members.contains(VehicleId(index + 1))).collect();
-    let vehicles = members.into_iter().map(|index| {
+    let fleet_size = members.len();
+    let mut vehicles = members.into_iter().map(|index| {
         let id = VehicleId(index + 1);
         let model = models[index as usize];
         let spec = spec(model);
@@ -77,16 +78,20 @@ pub(crate) fn spawn_fleet(world: &mut World) {
             RapierContextEntityLink(context),
         )
     });
-    let vehicles: Vec<_> = vehicles.collect();
     // Rapier's body arena, too, at the fleet's size rather than the next power of two.
     if let Some(mut bodies) = world.get_mut::<RapierRigidBodySet>(context)
         && bodies.bodies.is_empty()
     {
-        bodies.bodies = bevy_rapier3d::rapier::dynamics::RigidBodySet::with_capacity(vehicles.len());
+        bodies.bodies = bevy_rapier3d::rapier::dynamics::RigidBodySet::with_capacity(fleet_size);
     }
-    let mut vehicles = vehicles.into_iter().peekable();
-    while vehicles.peek().is_some() {
-        world.spawn_batch(vehicles.by_ref().take(SPAWN_BATCH).collect::<Vec<_>>());
+    // Bundles are made a batch at a time: the whole fleet's, made first, would be a second
+    // copy of it in memory.
+    loop {
+        let batch: Vec<_> = vehicles.by_ref().take(SPAWN_BATCH).collect();
+        if batch.is_empty() {
+            break;
+        }
+        world.spawn_batch(batch);
         if let Err(error) = world.run_system_once(bevy_rapier3d::plugin::systems::init_rigid_bodies) {
             error!("cannot give the fleet its rigid bodies: {error}");
             return;
@@ -95,4 +100,4 @@ pub(crate) fn spawn_fleet(world: &mut World) {
 }
 
 /// Vehicles spawned per batch.
-const SPAWN_BATCH: usize = 1024;
+const SPAWN_BATCH: usize = 256;
