@@ -47,6 +47,16 @@ enum Command {
         #[command(subcommand)]
         command: ScenarioCommand,
     },
+    /// Manage the fleet history database: migrate, list runs, delete a run.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+    /// Ask the fleet history database: latest state, one vehicle's telemetry over time.
+    Query {
+        #[command(subcommand)]
+        command: QueryCommand,
+    },
     /// Measure performance.
     Bench {
         #[command(subcommand)]
@@ -120,6 +130,105 @@ struct RunArgs {
     /// Wall seconds after which the 3D view exits (and takes the screenshot).
     #[arg(long)]
     exit_after: Option<f64>,
+    /// Store every message in this database: `sqlite:aegis.db` (headless only for now).
+    #[arg(long, env = "AEGIS_STORE")]
+    store: Option<String>,
+}
+
+/// Which database, and which run in it.
+#[derive(Args, Debug)]
+struct StoreArgs {
+    /// The database: `sqlite:aegis.db`.
+    #[arg(long, env = "AEGIS_STORE")]
+    store: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum StoreCommand {
+    /// Apply the schema migrations not yet applied, and nothing else.
+    Migrate(StoreArgs),
+    /// List the stored runs.
+    Runs {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        format: OutputArgs,
+    },
+    /// Delete one run and all its rows.
+    DeleteRun {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The run's name, as `aegis store runs` lists it.
+        name: String,
+    },
+}
+
+/// How answers are printed.
+#[derive(Args, Debug, Clone, Copy)]
+struct OutputArgs {
+    /// Print JSON instead of a table.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// Print CSV instead of a table.
+    #[arg(long)]
+    csv: bool,
+}
+
+impl OutputArgs {
+    fn print(self, answer: &crate::store::query::Answer) -> anyhow::Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&answer.json())?);
+        } else if self.csv {
+            print!("{}", answer.csv());
+        } else {
+            print!("{}", answer.table());
+        }
+        Ok(())
+    }
+}
+
+/// What every query takes.
+#[derive(Args, Debug)]
+struct QueryArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The run (default: the latest).
+    #[arg(long)]
+    run: Option<String>,
+    /// Metrics to show, comma-separated wire names (default: all).
+    #[arg(long, value_delimiter = ',')]
+    metrics: Vec<String>,
+    #[command(flatten)]
+    format: OutputArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum QueryCommand {
+    /// Each vehicle's latest telemetry.
+    Latest(QueryArgs),
+    /// One vehicle's telemetry over a range of simulated time, raw or in buckets.
+    Telemetry {
+        #[command(flatten)]
+        query: QueryArgs,
+        /// The vehicle, like V0003.
+        #[arg(long)]
+        vehicle: VehicleId,
+        /// From this far into the run, like 0s or 1h30m.
+        #[arg(long, value_parser = parse_duration, default_value = "0s")]
+        from: Duration,
+        /// To this far into the run (default: its end).
+        #[arg(long, value_parser = parse_duration)]
+        to: Option<Duration>,
+        /// Buckets of this length with min, avg and max, like 1m (default: raw rows).
+        #[arg(long, value_parser = parse_duration)]
+        every: Option<Duration>,
+        /// Rows per page.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+        /// Page number, from 0.
+        #[arg(long, default_value_t = 0)]
+        page: u32,
+    },
 }
 
 /// Where Redis is and how the transport holds messages while it is away.
@@ -479,7 +588,68 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", crate::model::metrics::markdown_table());
             Ok(())
         }
+        Command::Store { command } => block_on(run_store(command)),
+        Command::Query { command } => block_on(run_query(command)),
     }
+}
+
+fn block_on<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(future)
+}
+
+async fn run_store(command: StoreCommand) -> anyhow::Result<()> {
+    match command {
+        StoreCommand::Migrate(args) => {
+            crate::store::open(&args.store).await?;
+            println!("{}: schema up to date", args.store);
+        }
+        StoreCommand::Runs { store, format } => {
+            let runs = crate::store::open(&store.store).await?.runs().await?;
+            let answer = crate::store::query::Answer {
+                columns: ["run", "scenario", "seed", "fleet", "start", "telemetry_rows", "sim_seconds"].map(String::from).to_vec(),
+                rows: runs
+                    .iter()
+                    .map(|r| vec![r.name.clone().into(), r.scenario.clone().into(), r.seed.into(), r.fleet.into(), r.start.to_string().into(), r.telemetry_rows.into(), r.sim_seconds.into()])
+                    .collect(),
+            };
+            format.print(&answer)?;
+        }
+        StoreCommand::DeleteRun { store, name } => {
+            if !crate::store::open(&store.store).await?.delete_run(&name).await? {
+                anyhow::bail!("no run named `{name}` in {}", store.store);
+            }
+            println!("{name}: deleted");
+        }
+    }
+    Ok(())
+}
+
+async fn run_query(command: QueryCommand) -> anyhow::Result<()> {
+    use crate::store::query;
+    let (args, answer) = match command {
+        QueryCommand::Latest(args) => {
+            let store = crate::store::open(&args.store.store).await?;
+            let run = query::run(&store, args.run.as_deref()).await?;
+            let answer = query::latest(&store, &run, &query::metrics(&args.metrics)?).await?;
+            (args, answer)
+        }
+        QueryCommand::Telemetry { query: args, vehicle, from, to, every, limit, page } => {
+            let store = crate::store::open(&args.store.store).await?;
+            let run = query::run(&store, args.run.as_deref()).await?;
+            let range = query::RangeQuery {
+                vehicle,
+                metrics: query::metrics(&args.metrics)?,
+                from_s: from.as_secs_f64(),
+                to_s: to.map_or(run.sim_seconds + 1.0, |t| t.as_secs_f64()),
+                every_s: every.map(|e| e.as_secs_f64()),
+                limit,
+                offset: page.saturating_mul(limit),
+            };
+            let answer = query::range(&store, &run, &range).await?;
+            (args, answer)
+        }
+    };
+    args.format.print(&answer)
 }
 
 fn run_alerts(command: AlertsCommand) -> anyhow::Result<()> {
@@ -548,6 +718,7 @@ fn run_remote(args: RemoteArgs, vehicles: Option<u32>, members: Members, identit
 fn run_scenario(args: RunArgs) -> anyhow::Result<()> {
     let mut options = args.scenario.options(args.vehicles)?;
     options.telemetry_out = args.telemetry_out;
+    options.store = args.store;
     options.policy = match &args.policy {
         _ if args.no_orchestrator => None,
         Some(path) => Some(Policy::load(path)?),
@@ -555,7 +726,12 @@ fn run_scenario(args: RunArgs) -> anyhow::Result<()> {
     };
     if !args.headless {
         #[cfg(feature = "gui")]
-        return crate::gui::run(options, args.screenshot, args.exit_after);
+        {
+            if options.store.is_some() {
+                anyhow::bail!("--store works with --headless only for now; the 3D view does not store history yet");
+            }
+            return crate::gui::run(options, args.screenshot, args.exit_after);
+        }
         #[cfg(not(feature = "gui"))]
         eprintln!("[aegis] this build has no 3D view (built without the `gui` feature): running headless");
     }

@@ -11,6 +11,7 @@
 //! - [`console`]: `aegis alerts ...` and `aegis fleet status` against a running orchestrator.
 //! - [`processes`]: `aegis fleet`, `vehicle` and `orchestrator` over Redis, with injected
 //!   shutdown.
+//! - [`store`]: fleet history in SQLite, fed from the bus, and queries over it.
 //! - [`app`]: assembling headless and windowed apps, and running them.
 //! - `gui` (feature `gui`): the 3D view and panels.
 
@@ -27,5 +28,6 @@ pub mod processes;
 pub mod scenario;
 pub mod schedule;
 pub mod sim;
+pub mod store;
 mod third_party;
 pub mod world;

@@ -29,6 +29,8 @@ use crate::orchestrator::policy::Policy;
 use crate::scenario::Scenario;
 use crate::sim::clock::{PHYSICS_HZ, SimClock, Speed};
 use crate::sim::{Members, SimCounters, SimPlugin};
+use crate::store::RunInfo;
+use crate::store::writer::{StoreWriter, WriterFigures, WriterSettings};
 
 /// Everything `aegis run` needs to know.
 #[derive(Debug, Clone)]
@@ -55,6 +57,8 @@ pub struct RunOptions {
     pub policy: Option<Policy>,
     /// Print progress lines to stderr.
     pub progress: bool,
+    /// Store every message in this database (`sqlite:PATH`), fed from the bus.
+    pub store: Option<String>,
 }
 
 impl RunOptions {
@@ -71,6 +75,7 @@ impl RunOptions {
             summary: None,
             policy: None,
             progress: false,
+            store: None,
             scenario,
         }
     }
@@ -145,6 +150,19 @@ pub struct RunSummary {
     /// Its commands at the end, with their states, by id.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<TrackedCommand>,
+    /// What the store writer did, with `--store`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreSummary>,
+}
+
+/// The store's part of a run summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreSummary {
+    /// The run's name in the store (`aegis query --run NAME`).
+    pub run: String,
+    /// The writer's counters at the end.
+    #[serde(flatten)]
+    pub figures: WriterFigures,
 }
 
 impl RunSummary {
@@ -173,6 +191,7 @@ impl RunSummary {
             alerts: Vec::new(),
             missions: Vec::new(),
             commands: Vec::new(),
+            store: None,
         }
     }
 
@@ -199,7 +218,8 @@ impl RunSummary {
             self.local_rule_actions,
             self.repairs,
             self.bus.line(),
-        ) + &self.orchestrator.map_or(String::new(), |o| {
+        ) + &self.store.as_ref().map_or(String::new(), |s| format!("\n  run {} {}", s.run, s.figures.line()))
+            + &self.orchestrator.map_or(String::new(), |o| {
             format!(
                 "\n  orchestrator: alerts raised {} cleared {} escalated {}  commands issued {} succeeded {} failed {} timed out {}\n  missions: generated {} completed {} re-assigned {} missed {}",
                 o.alerts_raised,
@@ -248,6 +268,33 @@ impl Recorder {
     }
 }
 
+/// Simulated seconds the store writer may fall behind before the simulation waits for it.
+pub const STORE_LAG_LIMIT_S: f64 = 60.0;
+
+/// Opens the store at `url`, registers this run and starts its writer on every message of
+/// `bus`. Returns the run's name and the writer.
+fn open_store(url: &str, options: &RunOptions, bus: &SharedBus) -> anyhow::Result<(String, StoreWriter)> {
+    let scenario = &options.scenario;
+    let models = scenario.fleet_models(options.vehicles);
+    let depots = &scenario.fleet.depots;
+    let run = RunInfo {
+        name: RunInfo::name_for(&scenario.name, options.seed, crate::model::WallTime::now()),
+        scenario: scenario.name.clone(),
+        seed: options.seed,
+        fleet: options.vehicles,
+        start: scenario.start,
+        vehicles: (0..options.vehicles)
+            .map(|i| (VehicleId(i + 1), models[i as usize], depots[i as usize % depots.len()].name.clone()))
+            .collect(),
+    };
+    // Lossless: the writer drains it on its own thread, and the simulation waits when the
+    // writer falls behind, so the backlog stays within a minute of simulated messages.
+    let subscription = bus.subscribe(Filter::all(), Backlog::Lossless);
+    let name = run.name.clone();
+    let writer = StoreWriter::start(url, run, subscription, WriterSettings::default()).with_context(|| format!("--store {url}"))?;
+    Ok((name, writer))
+}
+
 /// Runs a scenario headless on the in-process bus to its end, writes `--summary` and returns
 /// the summary.
 pub fn run_headless(options: &RunOptions) -> anyhow::Result<RunSummary> {
@@ -263,6 +310,7 @@ pub fn run_headless(options: &RunOptions) -> anyhow::Result<RunSummary> {
 /// the summary. Publishing never waits on the bus; flushing it is the caller's business.
 pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> anyhow::Result<RunSummary> {
     let mut recorder = options.telemetry_out.as_deref().map(|p| Recorder::open(p, &bus)).transpose()?;
+    let store = options.store.as_deref().map(|url| open_store(url, options, &bus)).transpose()?;
     let mut app = headless_app(options, bus.clone());
     if let Some(policy) = options.policy.clone() {
         app.insert_resource(centre::LocalCentre::new(policy, &options.scenario, bus.clone()));
@@ -282,6 +330,18 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
         let steps = app.world().resource::<SimClock>().steps;
         if steps >= total_steps || stop.load(Ordering::Relaxed) {
             break;
+        }
+        if let Some((_, writer)) = &store
+            && writer.status().lag_s(app.world().resource::<SimClock>().seconds()) > STORE_LAG_LIMIT_S
+        {
+            // The database is behind: wait for it rather than run away from it.
+            if last_report.0.elapsed() >= Duration::from_secs(2) {
+                let why = writer.status().last_error().map_or(String::new(), |e| format!(" ({e})"));
+                eprintln!("[aegis] sim {}  WAITING for the store{why}; {}", clock_text(app.world().resource::<SimClock>().seconds()), writer.status().figures().line());
+                last_report = (Instant::now(), bus.stats().published);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
         }
         if let Some(why) = bus.held_up() {
             // The transport cannot keep more on disk: wait rather than lose messages.
@@ -308,8 +368,11 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
         if options.progress && last_report.0.elapsed() >= Duration::from_secs(2) {
             let stats = bus.stats();
             let rate = (stats.published - last_report.1) as f64 / last_report.0.elapsed().as_secs_f64();
+            let store_line = store.as_ref().map_or(String::new(), |(_, w)| {
+                format!("  {} lag {:.0} s", w.status().figures().line(), w.status().lag_s(clock.seconds()))
+            });
             eprintln!(
-                "[aegis] sim {}  vehicles {}  {:.0} msg/s  {:.1}x real time  {}",
+                "[aegis] sim {}  vehicles {}  {:.0} msg/s  {:.1}x real time  {}{store_line}",
                 clock_text(clock.seconds()),
                 options.vehicles,
                 rate,
@@ -327,6 +390,9 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
     let clock = *app.world().resource::<SimClock>();
     let counters = *app.world().resource::<SimCounters>();
     let mut summary = RunSummary::new(options, clock, counters, &bus, started.elapsed());
+    if let Some((run, writer)) = store {
+        summary.store = Some(StoreSummary { run, figures: writer.finish()? });
+    }
     if let Some(local) = app.world().get_resource::<centre::LocalCentre>() {
         let brain = &local.centre.brain;
         summary.orchestrator = Some(brain.figures());

@@ -21,6 +21,10 @@ pub struct Scenario {
     /// Seed for every random choice: same seed, same run.
     #[serde(default)]
     pub seed: u64,
+    /// The simulated instant at simulation time 0, e.g. `"2026-03-02T06:00:00Z"`: stored rows
+    /// are stamped with it plus simulation time.
+    #[serde(default = "default_start")]
+    pub start: crate::model::WallTime,
     /// Simulated time to run for, e.g. `"2h"`.
     #[serde(deserialize_with = "duration_field")]
     pub duration: Duration,
@@ -257,6 +261,14 @@ fn metric_field<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Met
 
 fn default_rate() -> f32 {
     1.0
+}
+
+/// Simulation time 0 of a scenario that names no `start`: a fixed instant, so the same scenario
+/// and seed store the same timestamps.
+pub const DEFAULT_START: &str = "2026-01-05T06:00:00Z";
+
+fn default_start() -> crate::model::WallTime {
+    DEFAULT_START.parse().expect("the default start is a valid RFC 3339 time")
 }
 
 fn duration_field<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {

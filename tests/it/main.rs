@@ -11,6 +11,7 @@ mod orchestration;
 mod redis_server;
 mod rules;
 mod scenarios;
+mod store;
 mod cli;
 mod transport;
 mod orchestrator_redis;

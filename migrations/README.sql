@@ -1,1 +1,0 @@
--- Schema migrations for telemetry storage arrive with the storage work; empty for now.
