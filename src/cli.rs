@@ -598,6 +598,7 @@ fn block_on<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> 
 }
 
 async fn run_store(command: StoreCommand) -> anyhow::Result<()> {
+    use crate::store::RunListing;
     match command {
         StoreCommand::Migrate(args) => {
             crate::store::open(&args.store).await?;
@@ -609,7 +610,9 @@ async fn run_store(command: StoreCommand) -> anyhow::Result<()> {
                 columns: ["run", "scenario", "seed", "fleet", "start", "telemetry_rows", "sim_seconds"].map(String::from).to_vec(),
                 rows: runs
                     .iter()
-                    .map(|r| vec![r.name.clone().into(), r.scenario.clone().into(), r.seed.into(), r.fleet.into(), r.start.to_string().into(), r.telemetry_rows.into(), r.sim_seconds.into()])
+                    .map(|RunListing { run: r, telemetry_rows }| {
+                        vec![r.name.clone().into(), r.scenario.clone().into(), r.seed.into(), r.fleet.into(), r.start.to_string().into(), (*telemetry_rows).into(), r.sim_seconds.into()]
+                    })
                     .collect(),
             };
             format.print(&answer)?;

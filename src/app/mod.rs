@@ -276,7 +276,6 @@ pub const STORE_LAG_LIMIT_S: f64 = 60.0;
 fn open_store(url: &str, options: &RunOptions, bus: &SharedBus) -> anyhow::Result<(String, StoreWriter)> {
     let scenario = &options.scenario;
     let models = scenario.fleet_models(options.vehicles);
-    let depots = &scenario.fleet.depots;
     let run = RunInfo {
         name: RunInfo::name_for(&scenario.name, options.seed, crate::model::WallTime::now()),
         scenario: scenario.name.clone(),
@@ -284,7 +283,7 @@ fn open_store(url: &str, options: &RunOptions, bus: &SharedBus) -> anyhow::Resul
         fleet: options.vehicles,
         start: scenario.start,
         vehicles: (0..options.vehicles)
-            .map(|i| (VehicleId(i + 1), models[i as usize], depots[i as usize % depots.len()].name.clone()))
+            .map(|i| (VehicleId(i + 1), models[i as usize], scenario.fleet.depots[scenario.home_depot(i)].name.clone()))
             .collect(),
     };
     // Lossless: the writer drains it on its own thread, and the simulation waits when the

@@ -246,7 +246,7 @@ pub enum Body {
     /// See [`MessageKind::Heartbeat`].
     Heartbeat(Heartbeat),
     /// See [`MessageKind::Event`]. Rare variants are boxed: a body in flight is as small as
-    /// the common ones (a boxed frame, a heartbeat), 32 bytes rather than 88.
+    /// the common ones (a boxed frame, a heartbeat), 24 bytes rather than 88.
     Event(Box<Event>),
     /// See [`MessageKind::Alert`].
     Alert(Box<Alert>),

@@ -413,6 +413,12 @@ impl Scenario {
         Ok(())
     }
 
+    /// The home depot of the vehicle at `index` (V0001 is 0), as an index into `fleet.depots`:
+    /// vehicles are homed to the depots in turn.
+    pub fn home_depot(&self, index: u32) -> usize {
+        index as usize % self.fleet.depots.len()
+    }
+
     /// The model of each of `count` vehicles: each next vehicle goes to the model furthest
     /// behind its share, so any prefix of the fleet has close to the requested mix.
     pub fn fleet_models(&self, count: u32) -> Vec<VehicleModel> {

@@ -120,17 +120,21 @@ pub fn rule_signal(rule: &Rule, frame: &TelemetryFrame, nominal_kpa: f32) -> f32
 /// Whether a rule's test holds on this frame, given its signal a second earlier (none before
 /// a second reading: then no rate holds). Returns the signal's value when it holds.
 pub fn rule_holds(rule: &Rule, frame: &TelemetryFrame, previous: Option<f32>, nominal_kpa: f32) -> Option<f32> {
+    let value = rule_signal(rule, frame, nominal_kpa);
+    test_holds(rule, frame, value, previous).then_some(value)
+}
+
+/// Whether a rule's test holds for its signal's `value` on `frame`.
+fn test_holds(rule: &Rule, frame: &TelemetryFrame, value: f32, previous: Option<f32>) -> bool {
     if rule.engine_running && frame.get(Metric::EngineRpm) < 300.0 {
-        return None;
+        return false;
     }
-    let value = signal_value(rule.signal, frame, nominal_kpa);
-    let holds = match rule.test {
+    match rule.test {
         Test::Above(limit) => value > limit,
         Test::Below(limit) => value < limit,
         Test::FallingFaster(rate) => previous.is_some_and(|p| p - value > rate),
         Test::RisingFaster(rate) => previous.is_some_and(|p| value - p > rate),
-    };
-    holds.then_some(value)
+    }
 }
 
 pub(super) fn plugin(app: &mut App) {
@@ -151,8 +155,9 @@ fn evaluate_rules(
         let nominal_kpa = vehicle.spec().tyre_kpa;
         for (index, rule) in RULES.iter().enumerate() {
             let driving = matches!(nav.status, VehicleStatus::EnRoute | VehicleStatus::Returning);
-            let holds = if rule.while_driving && !driving { None } else { rule_holds(rule, &frame, Some(state.previous[index]).filter(|p| !p.is_nan()), nominal_kpa) };
-            state.previous[index] = rule_signal(rule, &frame, nominal_kpa);
+            let value = rule_signal(rule, &frame, nominal_kpa);
+            let previous = Some(std::mem::replace(&mut state.previous[index], value)).filter(|p| !p.is_nan());
+            let holds = (!(rule.while_driving && !driving) && test_holds(rule, &frame, value, previous)).then_some(value);
             match holds {
                 Some(value) => {
                     state.held_s[index] = state.held_s[index].saturating_add(1);

@@ -86,11 +86,6 @@ impl RunInfo {
         let compact: String = text.chars().take(23).filter(|c| *c != '-' && *c != ':').collect();
         format!("{compact}Z-{scenario}-{seed}-{:04x}", rand::random::<u16>())
     }
-
-    /// The simulated instant `sim_time` seconds into the run.
-    pub fn instant(&self, sim_time: f64) -> WallTime {
-        instant(self.start, sim_time)
-    }
 }
 
 /// `start` plus `sim_time` seconds, to the millisecond.
@@ -98,7 +93,7 @@ pub fn instant(start: WallTime, sim_time: f64) -> WallTime {
     WallTime::from_unix_ms(start.unix_ms().saturating_add((sim_time * 1000.0).round().max(0.0) as u64))
 }
 
-/// A stored run, as `aegis store runs` lists it.
+/// A stored run: which rows are its, and how its time is counted.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct StoredRun {
     /// Its number in this database.
@@ -113,8 +108,17 @@ pub struct StoredRun {
     pub fleet: i64,
     /// Simulated instant of simulation time 0.
     pub start: WallTime,
-    /// Telemetry rows stored.
-    pub telemetry_rows: i64,
     /// Simulated seconds covered by its telemetry.
     pub sim_seconds: f64,
+}
+
+/// A run as `aegis store runs` lists it: the run and how many telemetry rows it has (a count
+/// the queries do not need, and that grows with the run).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunListing {
+    /// The run.
+    #[serde(flatten)]
+    pub run: StoredRun,
+    /// Telemetry rows stored.
+    pub telemetry_rows: i64,
 }

@@ -2,7 +2,8 @@
 //! `aegis query` (and, next, the HTTP API's history endpoints).
 
 use serde::Serialize;
-// Column names in these statements come from the `Metric` enum, never from input.
+// Column names in these statements come from the `Metric` enum and numbers from our own
+// arithmetic, never from input.
 use sqlx::{AssertSqlSafe, Row as _};
 
 use super::{SqliteStore, StoreError, StoredRun};
@@ -57,11 +58,10 @@ fn cell(value: &serde_json::Value) -> String {
 
 /// The stored run named `name`, or the latest when `None`.
 pub async fn run(store: &SqliteStore, name: Option<&str>) -> Result<StoredRun, StoreError> {
-    let runs = store.runs().await?;
-    match name {
-        Some(name) => runs.into_iter().find(|r| r.name == name).ok_or_else(|| StoreError::query(format!("no run named `{name}` in this store"))),
-        None => runs.into_iter().last().ok_or_else(|| StoreError::query("this store holds no runs yet")),
-    }
+    store.find_run(name).await?.ok_or_else(|| match name {
+        Some(name) => StoreError::query(format!("no run named `{name}` in this store")),
+        None => StoreError::query("this store holds no runs yet"),
+    })
 }
 
 /// Metrics by wire name; every metric when `names` is empty.
@@ -117,51 +117,29 @@ pub async fn range(store: &SqliteStore, run: &StoredRun, query: &RangeQuery) -> 
     }
     let from_ms = super::instant(run.start, query.from_s).unix_ms() as i64;
     let to_ms = super::instant(run.start, query.to_s).unix_ms() as i64;
-    let rows = match query.every_s {
-        None => {
-            let sql = format!(
-                "SELECT vehicle_id, sim_time, time, {} FROM telemetry WHERE run_id = ? AND vehicle_id = ? AND time >= ? AND time < ?
-                 ORDER BY time LIMIT ? OFFSET ?",
-                metric_columns(&query.metrics)
-            );
-            let rows = sqlx::query(AssertSqlSafe(sql))
-                .bind(run.run_id)
-                .bind(i64::from(query.vehicle.0))
-                .bind(from_ms)
-                .bind(to_ms)
-                .bind(query.limit)
-                .bind(query.offset)
-                .fetch_all(store.pool())
-                .await?;
-            return Ok(answer(&query.metrics, &rows, &[]));
-        }
+    // The two shapes differ only in what they select and how they group; the numbers written
+    // into the text are computed here, never taken from input.
+    let (select, order, statistics): (String, &str, &[&str]) = match query.every_s {
+        None => (format!("vehicle_id, sim_time, time, {}", metric_columns(&query.metrics)), "ORDER BY time", &[]),
         Some(every_s) if every_s > 0.0 => {
             let every_ms = (every_s * 1000.0).round().max(1.0) as i64;
-            let aggregates: Vec<String> =
-                query.metrics.iter().map(|m| format!("MIN({0}), AVG({0}), MAX({0})", m.name())).collect();
-            let sql = format!(
-                "SELECT vehicle_id, MIN(sim_time), (time - ?) / ? * ? + ? AS bucket, {} FROM telemetry
-                 WHERE run_id = ? AND vehicle_id = ? AND time >= ? AND time < ?
-                 GROUP BY bucket ORDER BY bucket LIMIT ? OFFSET ?",
-                aggregates.join(", ")
-            );
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(from_ms)
-                .bind(every_ms)
-                .bind(every_ms)
-                .bind(from_ms)
-                .bind(run.run_id)
-                .bind(i64::from(query.vehicle.0))
-                .bind(from_ms)
-                .bind(to_ms)
-                .bind(query.limit)
-                .bind(query.offset)
-                .fetch_all(store.pool())
-                .await?
+            let aggregates: Vec<String> = query.metrics.iter().map(|m| format!("MIN({0}), AVG({0}), MAX({0})", m.name())).collect();
+            let select = format!("vehicle_id, MIN(sim_time), (time - {from_ms}) / {every_ms} * {every_ms} + {from_ms} AS bucket, {}", aggregates.join(", "));
+            (select, "GROUP BY bucket ORDER BY bucket", &["min", "avg", "max"])
         }
         Some(every_s) => return Err(StoreError::query(format!("--every must be a positive duration, not {every_s} s"))),
     };
-    Ok(answer(&query.metrics, &rows, &["min", "avg", "max"]))
+    let sql = format!("SELECT {select} FROM telemetry WHERE run_id = ? AND vehicle_id = ? AND time >= ? AND time < ? {order} LIMIT ? OFFSET ?");
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(run.run_id)
+        .bind(i64::from(query.vehicle.0))
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(query.limit)
+        .bind(query.offset)
+        .fetch_all(store.pool())
+        .await?;
+    Ok(answer(&query.metrics, &rows, statistics))
 }
 
 fn metric_columns(metrics: &[Metric]) -> String {

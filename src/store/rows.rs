@@ -1,6 +1,6 @@
-//! Envelopes as the rows they become, grouped by table, ready for one write.
+//! Envelopes as the rows they become, each tagged with its table, ready for one write.
 
-use crate::model::{Body, Envelope, FailureTruth, WallTime};
+use crate::model::{Body, Envelope, Telemetry, WallTime};
 
 use super::instant;
 
@@ -22,8 +22,8 @@ pub struct Key {
 /// One envelope's row, by table.
 #[derive(Debug, Clone)]
 pub enum Row {
-    /// `telemetry`: the readings in wire order, and the failures then active.
-    Telemetry(Key, Box<[f32; crate::model::METRIC_COUNT]>, Vec<FailureTruth>),
+    /// `telemetry`: the readings, and the failures then active.
+    Telemetry(Key, Box<Telemetry>),
     /// `events`: the event's type and its payload as JSON.
     Event(Key, String, String),
     /// `heartbeats`: status, uptime.
@@ -59,10 +59,7 @@ impl Batch {
         };
         self.latest_sim_time = self.latest_sim_time.max(envelope.sim_time);
         let row = match envelope.body {
-            Body::Telemetry(telemetry) => {
-                let telemetry = *telemetry;
-                Row::Telemetry(key, Box::new(telemetry.metrics.values), telemetry.truth)
-            }
+            Body::Telemetry(telemetry) => Row::Telemetry(key, telemetry),
             Body::Event(event) => {
                 let detail = serde_json::to_value(&event.event).expect("events always serialise");
                 Row::Event(key, tag(&detail, "type"), detail.to_string())

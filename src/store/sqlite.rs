@@ -9,7 +9,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Row as _, Sqlite, Transaction};
 
 use super::rows::{Key, Row, wire_name};
-use super::{Batch, RunInfo, StoreError, StoredRun};
+use super::{Batch, RunInfo, RunListing, StoreError, StoredRun};
 use crate::model::{METRICS, WallTime};
 
 /// Every table with rows of a run, the run itself last.
@@ -111,29 +111,40 @@ impl SqliteStore {
         Ok(written)
     }
 
-    /// Every run in the database, oldest first.
-    pub async fn runs(&self) -> Result<Vec<StoredRun>, StoreError> {
+    /// Every run in the database, oldest first, with its telemetry row count.
+    pub async fn runs(&self) -> Result<Vec<RunListing>, StoreError> {
         let rows = sqlx::query(
             "SELECT r.run_id, r.name, r.scenario, r.seed, r.fleet, r.start_time,
-                    (SELECT COUNT(*) FROM telemetry t WHERE t.run_id = r.run_id),
-                    (SELECT COALESCE(MAX(sim_time), 0.0) FROM telemetry t WHERE t.run_id = r.run_id)
+                    (SELECT MAX(time) FROM telemetry t WHERE t.run_id = r.run_id),
+                    (SELECT COUNT(*) FROM telemetry t WHERE t.run_id = r.run_id)
              FROM runs r ORDER BY r.run_id",
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| StoredRun {
-                run_id: r.get(0),
-                name: r.get(1),
-                scenario: r.get(2),
-                seed: r.get(3),
-                fleet: r.get(4),
-                start: WallTime::from_unix_ms(r.get::<i64, _>(5).max(0) as u64),
-                telemetry_rows: r.get(6),
-                sim_seconds: r.get(7),
-            })
-            .collect())
+        Ok(rows.iter().map(|r| RunListing { run: stored_run(r), telemetry_rows: r.get(7) }).collect())
+    }
+
+    /// The run named `name`, or the latest when `None`; `None` when there is no such run.
+    /// One row of `runs` and one index lookup: queries call this every time.
+    pub async fn find_run(&self, name: Option<&str>) -> Result<Option<StoredRun>, StoreError> {
+        let row = match name {
+            Some(name) => sqlx::query(
+                "SELECT r.run_id, r.name, r.scenario, r.seed, r.fleet, r.start_time,
+                        (SELECT MAX(time) FROM telemetry t WHERE t.run_id = r.run_id)
+                 FROM runs r WHERE r.name = ?",
+            )
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?,
+            None => sqlx::query(
+                "SELECT r.run_id, r.name, r.scenario, r.seed, r.fleet, r.start_time,
+                        (SELECT MAX(time) FROM telemetry t WHERE t.run_id = r.run_id)
+                 FROM runs r ORDER BY r.run_id DESC LIMIT 1",
+            )
+            .fetch_optional(&self.pool)
+            .await?,
+        };
+        Ok(row.as_ref().map(stored_run))
     }
 
     /// Removes run `name` and every row of it. Returns whether there was such a run.
@@ -152,6 +163,23 @@ impl SqliteStore {
     }
 }
 
+/// A run from the first seven columns of a `runs` query: the run, then its latest telemetry
+/// time (NULL before its first frame).
+fn stored_run(row: &sqlx::sqlite::SqliteRow) -> StoredRun {
+    let start_ms: i64 = row.get(5);
+    let latest_ms: Option<i64> = row.get(6);
+    StoredRun {
+        run_id: row.get(0),
+        name: row.get(1),
+        scenario: row.get(2),
+        seed: row.get(3),
+        fleet: row.get(4),
+        start: WallTime::from_unix_ms(start_ms.max(0) as u64),
+        // A row's time is the start plus its sim time, to the millisecond.
+        sim_seconds: latest_ms.map_or(0.0, |latest| (latest - start_ms) as f64 / 1000.0),
+    }
+}
+
 /// Inserts one row unless it is there; returns the rows added (0 or 1).
 async fn insert(tx: &mut Transaction<'_, Sqlite>, run_id: i64, row: &Row) -> Result<u64, StoreError> {
     type Query<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
@@ -159,10 +187,10 @@ async fn insert(tx: &mut Transaction<'_, Sqlite>, run_id: i64, row: &Row) -> Res
         sqlx::query(sql).bind(key.time_ms).bind(run_id).bind(key.vehicle).bind(key.seq).bind(key.sim_time).bind(key.wall_ms)
     }
     let query = match row {
-        Row::Telemetry(key, values, truth) => {
-            let query = values.iter().fold(keyed(TELEMETRY_INSERT.as_str(), run_id, key), |query, value| query.bind(*value));
+        Row::Telemetry(key, telemetry) => {
+            let query = telemetry.metrics.values.iter().fold(keyed(TELEMETRY_INSERT.as_str(), run_id, key), |query, value| query.bind(*value));
             let added = query.execute(&mut **tx).await?.rows_affected();
-            for failure in truth {
+            for failure in &telemetry.truth {
                 sqlx::query(FAILURE_UPSERT)
                     .bind(run_id)
                     .bind(key.vehicle)

@@ -96,12 +96,11 @@ pub struct StoreWriter {
     status: Arc<WriterStatus>,
     closing: Arc<AtomicBool>,
     thread: JoinHandle<Result<(), StoreError>>,
-    run_id: i64,
 }
 
 impl StoreWriter {
-    /// Opens the store at `url`, registers `run` in it, then writes every envelope `messages` delivers until
-    /// [`StoreWriter::finish`].
+    /// Opens the store at `url`, registers `run` in it, then writes every envelope `messages`
+    /// delivers until [`StoreWriter::finish`].
     pub fn start(url: &str, run: RunInfo, messages: Subscription, settings: WriterSettings) -> Result<Self, StoreError> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| StoreError::WriterGone(e.to_string()))?;
         let store = runtime.block_on(super::open(url))?;
@@ -115,12 +114,7 @@ impl StoreWriter {
                 .spawn(move || runtime.block_on(write_loop(store, run, run_id, messages.receiver(), settings, &status, &closing)))
                 .map_err(|e| StoreError::WriterGone(e.to_string()))?
         };
-        Ok(Self { status, closing, thread, run_id })
-    }
-
-    /// The run's number in the store.
-    pub fn run_id(&self) -> i64 {
-        self.run_id
+        Ok(Self { status, closing, thread })
     }
 
     /// What it has done so far.
@@ -145,26 +139,24 @@ async fn write_loop(
     status: &WriterStatus,
     closing: &AtomicBool,
 ) -> Result<(), StoreError> {
+    let mut disconnected = false;
     loop {
-        // Asked to stop: whatever was published before is in the channel now.
-        let last = closing.load(Ordering::Relaxed);
+        // Asked to stop (or the bus is gone): whatever was published before is in the channel
+        // now, so take what is there without waiting for more.
+        let last = disconnected || closing.load(Ordering::Relaxed);
         let mut batch = Batch::default();
         let mut first_at = None::<Instant>;
         while batch.len() < settings.batch_rows {
-            let wait = first_at.map_or(settings.batch_age, |at| settings.batch_age.saturating_sub(at.elapsed()));
-            let envelope = if last {
-                match messages.try_recv() {
-                    Ok(envelope) => envelope,
-                    Err(_) => break,
+            let wait = if last { Duration::ZERO } else { first_at.map_or(settings.batch_age, |at| settings.batch_age.saturating_sub(at.elapsed())) };
+            match messages.recv_timeout(wait) {
+                Ok(envelope) => batch.push(run.start, envelope),
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    disconnected = true;
+                    break;
                 }
-            } else {
-                match messages.recv_timeout(wait) {
-                    Ok(envelope) => envelope,
-                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-                }
-            };
+            }
             first_at.get_or_insert_with(Instant::now);
-            batch.push(run.start, envelope);
         }
         status.received.fetch_add(batch.len() as u64, Ordering::Relaxed);
         if !batch.is_empty() {

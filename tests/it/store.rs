@@ -109,13 +109,13 @@ fn two_runs_into_one_database_keep_both_and_one_can_be_deleted() {
     assert_ne!(first, second);
     let store = block_on(aegis::store::open(&url)).unwrap();
     let runs = block_on(store.runs()).unwrap();
-    assert_eq!(runs.iter().map(|r| (r.name.as_str(), r.telemetry_rows)).collect::<Vec<_>>(), [(first.as_str(), 90), (second.as_str(), 90)]);
+    assert_eq!(runs.iter().map(|r| (r.run.name.as_str(), r.telemetry_rows)).collect::<Vec<_>>(), [(first.as_str(), 90), (second.as_str(), 90)]);
     // The latest run is the default.
     assert_eq!(block_on(query::run(&store, None)).unwrap().name, second);
     assert!(block_on(store.delete_run(&first)).unwrap());
     assert!(!block_on(store.delete_run(&first)).unwrap(), "a second delete finds nothing");
     let runs = block_on(store.runs()).unwrap();
-    assert_eq!(runs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), [second.as_str()]);
+    assert_eq!(runs.iter().map(|r| r.run.name.as_str()).collect::<Vec<_>>(), [second.as_str()]);
 }
 
 #[test]

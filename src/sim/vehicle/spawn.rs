@@ -34,7 +34,9 @@ pub(crate) fn spawn_fleet(world: &mut World) {
     let config = world.resource::<FleetConfig>().clone();
     let network = world.resource::<WorldMap>().clone();
     let env_model = world.resource::<EnvironmentModel>().clone();
-    let models = world.resource::<ScenarioResource>().0.fleet_models(config.count);
+    let scenario = &world.resource::<ScenarioResource>().0;
+    let models = scenario.fleet_models(config.count);
+    let homes: Vec<u16> = (0..config.count).map(|index| scenario.home_depot(index) as u16).collect();
     // The physics plugin (part of the simulation) makes its default context before Startup.
     let context = world.query_filtered::<Entity, With<DefaultRapierContext>>().single(world).expect("the rapier plugin's default context exists at Startup");
     let env = env_model.at(0.0);
@@ -45,7 +47,7 @@ pub(crate) fn spawn_fleet(world: &mut World) {
         let id = VehicleId(index + 1);
         let model = models[index as usize];
         let spec = spec(model);
-        let home = (index % depot_count) as u16;
+        let home = homes[index as usize];
         let node = network.depots[home as usize].node;
         let at = network.position(node);
         let altitude = network.terrain.height(at.x, at.y);
