@@ -47,12 +47,17 @@ enum Command {
         #[command(subcommand)]
         command: ScenarioCommand,
     },
-    /// Manage the fleet history database: migrate, list runs, delete a run.
+    /// Store a fleet's messages from Redis (`aegis store --redis URL --store URL`), or manage
+    /// the fleet history database: migrate, list runs, delete a run.
+    #[command(args_conflicts_with_subcommands = true)]
     Store {
         #[command(subcommand)]
-        command: StoreCommand,
+        command: Option<StoreCommand>,
+        #[command(flatten)]
+        service: StoreServiceArgs,
     },
-    /// Ask the fleet history database: latest state, one vehicle's telemetry over time.
+    /// Ask the fleet history database: latest state, telemetry over time, alerts, commands,
+    /// missions, fleet aggregates, the TSBS IoT queries.
     Query {
         #[command(subcommand)]
         command: QueryCommand,
@@ -130,7 +135,7 @@ struct RunArgs {
     /// Wall seconds after which the 3D view exits (and takes the screenshot).
     #[arg(long)]
     exit_after: Option<f64>,
-    /// Store every message in this database: `sqlite:aegis.db` (headless only for now).
+    /// Store every message in this database: `sqlite:aegis.db` or `postgres://host/db`.
     #[arg(long, env = "AEGIS_STORE")]
     store: Option<String>,
 }
@@ -138,9 +143,37 @@ struct RunArgs {
 /// Which database, and which run in it.
 #[derive(Args, Debug)]
 struct StoreArgs {
-    /// The database: `sqlite:aegis.db`.
+    /// The database: `sqlite:aegis.db` or `postgres://host/db`.
     #[arg(long, env = "AEGIS_STORE")]
     store: String,
+}
+
+/// `aegis store --redis URL --store URL`: the store as a process of its own.
+#[derive(Args, Debug)]
+struct StoreServiceArgs {
+    /// The database: `sqlite:aegis.db` or `postgres://host/db`.
+    #[arg(long, env = "AEGIS_STORE")]
+    store: Option<String>,
+    /// Redis server, like redis://127.0.0.1:6379.
+    #[arg(long, env = crate::bus::redis::REDIS_URL_ENV)]
+    redis: Option<String>,
+    /// Key prefix of the fleet's streams.
+    #[arg(long, default_value = "aegis")]
+    redis_prefix: String,
+    /// Consumer group: every group stores every message once.
+    #[arg(long, default_value = "store")]
+    group: String,
+    /// This consumer's name in the group; a restart under the same name re-reads what it had
+    /// not acknowledged.
+    #[arg(long, default_value = "store-1")]
+    consumer: String,
+    /// Spool file for rows that wait while the database is down (default: in the system's
+    /// temporary directory).
+    #[arg(long)]
+    spool: Option<PathBuf>,
+    /// Write a JSON summary here at exit.
+    #[arg(long)]
+    summary: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -202,10 +235,104 @@ struct QueryArgs {
     format: OutputArgs,
 }
 
+/// Which rows of a history.
+#[derive(Args, Debug)]
+struct HistoryArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The run (default: the latest).
+    #[arg(long)]
+    run: Option<String>,
+    /// Only this vehicle's, like V0003.
+    #[arg(long)]
+    vehicle: Option<VehicleId>,
+    /// From this far into the run, like 0s or 1h30m.
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    from: Duration,
+    /// To this far into the run (default: its end).
+    #[arg(long, value_parser = parse_duration)]
+    to: Option<Duration>,
+    /// Rows per page.
+    #[arg(long, default_value_t = 1000)]
+    limit: u32,
+    /// Page number, from 0.
+    #[arg(long, default_value_t = 0)]
+    page: u32,
+    #[command(flatten)]
+    format: OutputArgs,
+}
+
+impl HistoryArgs {
+    fn filter(&self, run: &crate::store::StoredRun) -> crate::store::query::HistoryFilter {
+        crate::store::query::HistoryFilter {
+            vehicle: self.vehicle,
+            from_s: self.from.as_secs_f64(),
+            to_s: self.to.map_or(run.sim_seconds + 1.0, |t| t.as_secs_f64()),
+            limit: self.limit,
+            offset: self.page.saturating_mul(self.limit),
+        }
+    }
+}
+
+/// A run, and how to print.
+#[derive(Args, Debug)]
+struct RunPick {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The run (default: the latest).
+    #[arg(long)]
+    run: Option<String>,
+    #[command(flatten)]
+    format: OutputArgs,
+}
+
 #[derive(Subcommand, Debug)]
 enum QueryCommand {
     /// Each vehicle's latest telemetry.
     Latest(QueryArgs),
+    /// Alerts raised, oldest first.
+    Alerts {
+        #[command(flatten)]
+        history: HistoryArgs,
+        /// Only alerts on this component, like cooling.
+        #[arg(long)]
+        component: Option<String>,
+        /// Only alerts of this severity or worse: info, warning, minor, major, critical.
+        #[arg(long)]
+        severity: Option<String>,
+        /// Only steps that left the alert in this state: active, acknowledged, shelved, cleared.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Commands sent, oldest first, with their vehicles' answers.
+    Commands {
+        #[command(flatten)]
+        history: HistoryArgs,
+        /// Only this action, like reduce_speed or assign_mission.
+        #[arg(long)]
+        action: Option<String>,
+    },
+    /// Missions assigned, oldest first: how far each got and how it ended.
+    Missions {
+        #[command(flatten)]
+        history: HistoryArgs,
+    },
+    /// The fleet by model per hour or day: distance, energy, alerts, availability, health.
+    Fleet {
+        #[command(flatten)]
+        pick: RunPick,
+        /// Bucket length.
+        #[arg(long, value_enum, default_value = "hour")]
+        per: PeriodArg,
+    },
+    /// One of the TSBS IoT queries fleet databases are compared on.
+    Tsbs {
+        #[command(flatten)]
+        pick: RunPick,
+        /// Which query.
+        #[arg(value_enum)]
+        query: crate::store::query::Tsbs,
+    },
     /// One vehicle's telemetry over a range of simulated time, raw or in buckets.
     Telemetry {
         #[command(flatten)]
@@ -229,6 +356,15 @@ enum QueryCommand {
         #[arg(long, default_value_t = 0)]
         page: u32,
     },
+}
+
+/// Bucket length of fleet aggregates.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+enum PeriodArg {
+    /// Hourly.
+    Hour,
+    /// Daily (UTC).
+    Day,
 }
 
 /// Where Redis is and how the transport holds messages while it is away.
@@ -274,6 +410,9 @@ impl RedisArgs {
 struct RemoteArgs {
     #[command(flatten)]
     scenario: ScenarioArgs,
+    /// Write every telemetry envelope this process sends to this file as JSON Lines.
+    #[arg(long)]
+    telemetry_out: Option<PathBuf>,
     /// Longest wait at exit for Redis to confirm what is still held.
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     flush_timeout: Duration,
@@ -588,7 +727,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", crate::model::metrics::markdown_table());
             Ok(())
         }
-        Command::Store { command } => block_on(run_store(command)),
+        Command::Store { command: Some(command), .. } => block_on(run_store(command)),
+        Command::Store { command: None, service } => run_store_service(service),
         Command::Query { command } => block_on(run_query(command)),
     }
 }
@@ -627,14 +767,57 @@ async fn run_store(command: StoreCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_store_service(args: StoreServiceArgs) -> anyhow::Result<()> {
+    let (Some(redis), Some(store)) = (args.redis, args.store) else {
+        anyhow::bail!("`aegis store` needs a command (migrate, runs, delete-run), or --redis URL and --store URL to store a fleet's messages");
+    };
+    let redis = RedisConfig::new(redis, args.consumer.clone()).with_prefix(args.redis_prefix);
+    let mut options = crate::store::from_redis::StoreServiceOptions::new(redis, store);
+    options.group = args.group;
+    options.summary = args.summary;
+    options.settings.spool = args.spool;
+    let summary = crate::processes::run_store(options, crate::processes::signals())?;
+    eprintln!("[aegis] store: run {}  {}  unreadable {}  acknowledged {}", summary.run, summary.writer.line(), summary.unreadable, summary.acknowledged);
+    Ok(())
+}
+
 async fn run_query(command: QueryCommand) -> anyhow::Result<()> {
     use crate::store::query;
-    let (args, answer) = match command {
+    let (format, answer) = match command {
+        QueryCommand::Alerts { history, component, severity, state } => {
+            let store = crate::store::open(&history.store.store).await?;
+            let run = query::run(&store, history.run.as_deref()).await?;
+            (history.format, query::alerts(&store, &run, &history.filter(&run), &query::AlertFilter { component, severity, state }).await?)
+        }
+        QueryCommand::Commands { history, action } => {
+            let store = crate::store::open(&history.store.store).await?;
+            let run = query::run(&store, history.run.as_deref()).await?;
+            (history.format, query::commands(&store, &run, &history.filter(&run), action.as_deref()).await?)
+        }
+        QueryCommand::Missions { history } => {
+            let store = crate::store::open(&history.store.store).await?;
+            let run = query::run(&store, history.run.as_deref()).await?;
+            (history.format, query::missions(&store, &run, &history.filter(&run)).await?)
+        }
+        QueryCommand::Fleet { pick, per } => {
+            let store = crate::store::open(&pick.store.store).await?;
+            let run = query::run(&store, pick.run.as_deref()).await?;
+            let period = match per {
+                PeriodArg::Hour => query::Period::Hour,
+                PeriodArg::Day => query::Period::Day,
+            };
+            (pick.format, query::fleet(&store, &run, period).await?)
+        }
+        QueryCommand::Tsbs { pick, query: which } => {
+            let store = crate::store::open(&pick.store.store).await?;
+            let run = query::run(&store, pick.run.as_deref()).await?;
+            (pick.format, query::tsbs(&store, &run, which).await?)
+        }
         QueryCommand::Latest(args) => {
             let store = crate::store::open(&args.store.store).await?;
             let run = query::run(&store, args.run.as_deref()).await?;
             let answer = query::latest(&store, &run, &query::metrics(&args.metrics)?).await?;
-            (args, answer)
+            (args.format, answer)
         }
         QueryCommand::Telemetry { query: args, vehicle, from, to, every, limit, page } => {
             let store = crate::store::open(&args.store.store).await?;
@@ -649,10 +832,10 @@ async fn run_query(command: QueryCommand) -> anyhow::Result<()> {
                 offset: page.saturating_mul(limit),
             };
             let answer = query::range(&store, &run, &range).await?;
-            (args, answer)
+            (args.format, answer)
         }
     };
-    args.format.print(&answer)
+    format.print(&answer)
 }
 
 fn run_alerts(command: AlertsCommand) -> anyhow::Result<()> {
@@ -702,6 +885,7 @@ fn run_remote(args: RemoteArgs, vehicles: Option<u32>, members: Members, identit
     }
     options.members = members;
     options.progress = true;
+    options.telemetry_out = args.telemetry_out;
     let redis = args.redis.config(identity.clone());
     eprintln!(
         "[aegis] {identity}: scenario {}, fleet of {} vehicles, seed {}, {} at {}, on {} (prefix {})",
@@ -730,9 +914,6 @@ fn run_scenario(args: RunArgs) -> anyhow::Result<()> {
     if !args.headless {
         #[cfg(feature = "gui")]
         {
-            if options.store.is_some() {
-                anyhow::bail!("--store works with --headless only for now; the 3D view does not store history yet");
-            }
             return crate::gui::run(options, args.screenshot, args.exit_after);
         }
         #[cfg(not(feature = "gui"))]

@@ -49,8 +49,13 @@ pub fn run_fleet(options: &RunOptions, redis: RedisConfig, flush_timeout: Durati
         shutdown.await;
         flag.store(true, Ordering::Relaxed);
     });
-    let bus = Arc::new(RedisBus::new(redis, runtime.handle().clone())?);
     let mut options = options.clone();
+    // The shards of one fleet agree on one run, so that its history is stored as one. The
+    // simulation does not wait for it: Redis may be down at start, and nothing here needs the
+    // answer, so it is proposed in the background until Redis takes it.
+    let proposal = crate::app::run_info(&options, crate::app::run_name(&options));
+    runtime.spawn(crate::store::from_redis::propose_run(redis.clone(), proposal));
+    let bus = Arc::new(RedisBus::new(redis, runtime.handle().clone())?);
     let ours: Vec<VehicleId> = (1..=options.vehicles).map(VehicleId).filter(|v| options.members.contains(*v)).collect();
     options.first_seq = bus.resume_sequences(&ours, Duration::from_secs(10));
     if let Some(max) = options.first_seq.values().max() {
@@ -67,6 +72,13 @@ pub fn run_fleet(options: &RunOptions, redis: RedisConfig, flush_timeout: Durati
         anyhow::bail!("redis did not confirm {} messages within {}; they were left in the spill file", summary.bus.backlog, humantime::format_duration(flush_timeout));
     }
     Ok(summary)
+}
+
+/// Stores the fleet's messages from Redis until `shutdown` completes, then drains and returns
+/// the summary.
+pub fn run_store(options: crate::store::from_redis::StoreServiceOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<crate::store::from_redis::StoreServiceSummary> {
+    let runtime = runtime()?;
+    runtime.block_on(crate::store::from_redis::run(options, shutdown)).context("store")
 }
 
 /// Runs the orchestrator until `shutdown` completes, then drains and returns its summary.

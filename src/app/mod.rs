@@ -271,13 +271,12 @@ impl Recorder {
 /// Simulated seconds the store writer may fall behind before the simulation waits for it.
 pub const STORE_LAG_LIMIT_S: f64 = 60.0;
 
-/// Opens the store at `url`, registers this run and starts its writer on every message of
-/// `bus`. Returns the run's name and the writer.
-fn open_store(url: &str, options: &RunOptions, bus: &SharedBus) -> anyhow::Result<(String, StoreWriter)> {
+/// What the store records about this run, under the name `name`.
+pub fn run_info(options: &RunOptions, name: String) -> RunInfo {
     let scenario = &options.scenario;
     let models = scenario.fleet_models(options.vehicles);
-    let run = RunInfo {
-        name: RunInfo::name_for(&scenario.name, options.seed, crate::model::WallTime::now()),
+    RunInfo {
+        name,
         scenario: scenario.name.clone(),
         seed: options.seed,
         fleet: options.vehicles,
@@ -285,7 +284,18 @@ fn open_store(url: &str, options: &RunOptions, bus: &SharedBus) -> anyhow::Resul
         vehicles: (0..options.vehicles)
             .map(|i| (VehicleId(i + 1), models[i as usize], scenario.fleet.depots[scenario.home_depot(i)].name.clone()))
             .collect(),
-    };
+    }
+}
+
+/// A fresh run name for `options`.
+pub fn run_name(options: &RunOptions) -> String {
+    RunInfo::name_for(&options.scenario.name, options.seed, crate::model::WallTime::now())
+}
+
+/// Opens the store at `url`, registers this run and starts its writer on every message of
+/// `bus`. Returns the run's name and the writer.
+pub fn open_store(url: &str, options: &RunOptions, bus: &SharedBus) -> anyhow::Result<(String, StoreWriter)> {
+    let run = run_info(options, run_name(options));
     // Lossless: the writer drains it on its own thread, and the simulation waits when the
     // writer falls behind, so the backlog stays within a minute of simulated messages.
     let subscription = bus.subscribe(Filter::all(), Backlog::Lossless);

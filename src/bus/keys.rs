@@ -124,6 +124,12 @@ impl Keys {
         format!("{}:centre:cursor", self.prefix)
     }
 
+    /// The run the fleet on this prefix belongs to (a JSON string): set by the first shard,
+    /// read by the others and by `aegis store`.
+    pub fn run(&self) -> String {
+        format!("{}:run", self.prefix)
+    }
+
     /// Operators' requests (a stream).
     pub fn operator_requests(&self) -> String {
         format!("{}:operator:requests", self.prefix)

@@ -27,6 +27,8 @@ const GUI_MAX_SPEED: f64 = 120.0;
 /// `exit_after` seconds (default 8) and exits.
 pub fn run(options: RunOptions, screenshot: Option<PathBuf>, exit_after: Option<f64>) -> anyhow::Result<()> {
     let bus: SharedBus = Arc::new(MemoryBus::new());
+    // The store writer runs beside the window on its own thread, fed by the bus like the rest.
+    let store = options.store.as_deref().map(|url| crate::app::open_store(url, &options, &bus)).transpose()?;
     let mut app = App::new();
     app.add_plugins(DefaultPlugins.set(WindowPlugin {
         primary_window: Some(Window {
@@ -53,7 +55,13 @@ pub fn run(options: RunOptions, screenshot: Option<PathBuf>, exit_after: Option<
         app.insert_resource(capture::Capture { path: screenshot, after_s: exit_after.unwrap_or(8.0), taken: false });
         app.add_plugins(capture::plugin);
     }
-    match app.run() {
+    let exit = app.run();
+    drop(app);
+    if let Some((run, writer)) = store {
+        let figures = writer.finish()?;
+        eprintln!("[aegis] run {run} {}", figures.line());
+    }
+    match exit {
         AppExit::Success => Ok(()),
         AppExit::Error(code) => anyhow::bail!("the 3D view exited with code {code}"),
     }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Component, Metric, VehicleId};
+use super::{Component, VehicleId};
 
 /// How urgent an alert is, most severe first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -51,32 +51,31 @@ pub struct Recommendation {
     pub within_hours: Option<f32>,
 }
 
-/// An anomaly worth a person's attention.
+/// What the centre publishes when an alert's life moves on (raised, reopened, a severity
+/// change, acknowledged, assigned, shelved, commented, escalated, suppressed, cleared): the
+/// alert as it is now, and the audit events since its last update.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Alert {
-    /// Unique id.
-    pub id: String,
-    /// The vehicle concerned.
-    pub vehicle_id: VehicleId,
-    /// The component concerned.
-    pub component: Component,
-    /// Short machine-readable type, e.g. `overheating`.
-    pub alert_type: String,
-    /// Severity.
-    pub severity: Severity,
-    /// Metric values that raised it, by wire name.
-    pub evidence: Vec<(String, f32)>,
-    /// What to do about it.
-    pub recommendation: Recommendation,
-    /// Simulation time it was raised, in seconds.
-    pub raised_at_s: f64,
+pub struct AlertUpdate {
+    /// The alert now.
+    pub alert: AlertRecord,
+    /// What happened to it since the last update, oldest first.
+    pub audit: Vec<AuditEvent>,
 }
 
-impl Alert {
-    /// Evidence entry for a metric.
-    pub fn evidence_of(metric: Metric, value: f32) -> (String, f32) {
-        (metric.name().to_owned(), value)
+impl AlertUpdate {
+    /// Its state in one word: `cleared`, `shelved`, `acknowledged` or `active`.
+    pub fn state(&self) -> &'static str {
+        let alert = &self.alert;
+        if !alert.active {
+            "cleared"
+        } else if alert.shelved_until.is_some() {
+            "shelved"
+        } else if alert.acknowledged {
+            "acknowledged"
+        } else {
+            "active"
+        }
     }
 }
 

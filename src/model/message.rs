@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Alert, Component, FailureMode, MissionKind, MissionStop, RuleId, Telemetry, ValidationError, VehicleId, VehicleStatus, WallTime};
+use super::{AlertUpdate, Component, FailureMode, MissionKind, MissionStop, RuleId, Telemetry, ValidationError, VehicleId, VehicleStatus, WallTime};
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -249,7 +249,7 @@ pub enum Body {
     /// the common ones (a boxed frame, a heartbeat), 24 bytes rather than 88.
     Event(Box<Event>),
     /// See [`MessageKind::Alert`].
-    Alert(Box<Alert>),
+    Alert(Box<AlertUpdate>),
     /// See [`MessageKind::Command`].
     Command(Box<Command>),
     /// See [`MessageKind::CommandAck`].
@@ -418,7 +418,7 @@ mod wire {
         Telemetry(&'a Telemetry),
         Heartbeat(&'a Heartbeat),
         Event(&'a Event),
-        Alert(&'a Alert),
+        Alert(&'a AlertUpdate),
         Command(&'a Command),
         CommandAck(&'a CommandAck),
         Presence(&'a Presence),

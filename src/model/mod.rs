@@ -12,7 +12,7 @@ mod telemetry;
 mod time;
 mod vehicle;
 
-pub use alert::{Alert, AlertKey, AlertRecord, AuditAction, AuditEvent, Note, Origin, Recommendation, RecommendedAction, Severity};
+pub use alert::{AlertKey, AlertUpdate, AlertRecord, AuditAction, AuditEvent, Note, Origin, Recommendation, RecommendedAction, Severity};
 pub use message::{
     Body, Command, CommandAck, Presence, CommandAction, CommandOutcome, Envelope, Event, EventKind, Heartbeat,
     HEARTBEAT_INTERVAL_S, MessageKind, PROTOCOL_VERSION, ParseError, RuleDecision,

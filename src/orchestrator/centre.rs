@@ -14,7 +14,7 @@ use super::brain::{Brain, BrainFigures};
 use super::operator;
 use super::ports::{Changes, KeptState, OperatorChannel, StateStore};
 use super::tracker::{Ingested, PresenceChange};
-use crate::model::{Body, Envelope, FleetStatus, VehicleId, VehicleSummary};
+use crate::model::{AlertRecord, AlertUpdate, AuditEvent, Body, Envelope, FleetStatus, VehicleId, VehicleSummary};
 
 /// Counters of the runner itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -38,6 +38,8 @@ pub struct Centre {
     outgoing: Vec<Envelope>,
     /// Sequence numbers of what the centre publishes about each vehicle.
     central_seq: BTreeMap<VehicleId, u64>,
+    /// How much of the alerts' audit trail has been published.
+    audit_published: usize,
     /// The newest simulation time any vehicle reported.
     latest_sim_time: f64,
     /// Counters.
@@ -47,7 +49,7 @@ pub struct Centre {
 impl Centre {
     /// A centre running `brain`, taking requests from `operators` and saving to `store`.
     pub fn new(brain: Brain, operators: Box<dyn OperatorChannel>, store: Box<dyn StateStore>) -> Self {
-        Self { brain, operators, store, outgoing: Vec::new(), central_seq: BTreeMap::new(), latest_sim_time: 0.0, counters: CentreCounters::default() }
+        Self { brain, operators, store, outgoing: Vec::new(), central_seq: BTreeMap::new(), audit_published: 0, latest_sim_time: 0.0, counters: CentreCounters::default() }
     }
 
     /// Takes back what an earlier run kept (see [`Brain::restore`]).
@@ -56,6 +58,8 @@ impl Centre {
             self.central_seq = cursor.central_seq.clone();
         }
         self.brain.restore(kept);
+        // What an earlier run audited, it published.
+        self.audit_published = self.brain.alerts.audit().len();
     }
 
     /// The newest simulation time any vehicle reported: the clock for alert, command and
@@ -122,7 +126,8 @@ impl Centre {
     }
 
     fn save(&mut self, sim_at: f64) {
-        let alerts = self.brain.alerts.take_changed().into_iter().filter_map(|id| self.brain.alerts.get(&id).cloned()).collect();
+        let alerts: Vec<AlertRecord> = self.brain.alerts.take_changed().into_iter().filter_map(|id| self.brain.alerts.get(&id).cloned()).collect();
+        self.publish_alerts(&alerts, sim_at);
         let commands = self.brain.commands.take_changed();
         let missions = self.brain.missions.as_mut().map(|b| b.take_changed()).unwrap_or_default();
         let vehicles = self
@@ -140,6 +145,24 @@ impl Centre {
         cursor.central_seq = self.central_seq.clone();
         let status = self.status(sim_at);
         self.store.save(Changes { status: Some(status), alerts, commands, missions, vehicles, cursor: Some(cursor) });
+    }
+
+    /// Publishes each changed alert whose life moved on (it has new audit events) with those
+    /// events, so that history keeps every step; a mere repeat of an active alert is not news.
+    fn publish_alerts(&mut self, changed: &[AlertRecord], sim_time: f64) {
+        let audit = self.brain.alerts.audit();
+        let new = &audit[self.audit_published.min(audit.len())..];
+        for alert in changed {
+            let events: Vec<AuditEvent> = new.iter().filter(|e| e.alert_id == alert.id).cloned().collect();
+            if events.is_empty() {
+                continue;
+            }
+            let vehicle = alert.key.vehicle;
+            let seq = self.central_seq.entry(vehicle).or_default();
+            self.outgoing.push(Envelope::new(vehicle, *seq, sim_time, Body::Alert(Box::new(AlertUpdate { alert: alert.clone(), audit: events }))));
+            *seq += 1;
+        }
+        self.audit_published = audit.len();
     }
 
     fn publish_presence(&mut self, change: PresenceChange, sim_time: f64) {

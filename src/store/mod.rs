@@ -1,26 +1,35 @@
 //! Fleet history: every message the fleet sends, stored in a database and queried back.
 //!
-//! The storage domain is an adapter around the bus: [`writer::StoreWriter`] consumes
-//! envelopes from a subscription (never from inside ECS systems) and writes them in batches;
-//! [`query`] answers questions about what was stored. The schema is in `migrations/`, one set
-//! per dialect, and docs/STORAGE.md describes it.
+//! The storage domain is an adapter around the bus: [`writer`] consumes envelopes from a
+//! subscription (never from inside ECS systems) or, as its own process, from the Redis
+//! streams ([`from_redis`]), and writes them in batches; [`query`] answers questions about
+//! what was stored. The schema is in `migrations/`, one set per dialect, and docs/STORAGE.md
+//! describes it.
 //!
 //! Backends are chosen by the `--store` URL: `sqlite:PATH` or `sqlite::memory:` (embedded, the
-//! default) today; `postgres://...` is parsed but not yet served.
+//! default) and `postgres://...`. Both sit behind [`Store`]; every query is written once, in
+//! the shared SQL of [`sql`].
 
 mod error;
+pub mod from_redis;
+mod postgres;
 pub mod query;
 mod rows;
+mod spool;
+mod sql;
 mod sqlite;
 pub mod writer;
 
 use std::str::FromStr;
 
 pub use error::StoreError;
-pub use rows::Batch;
+pub use postgres::{Ingest, PostgresStore};
+pub use rows::{Batch, Row};
+pub use sql::{Dialect, Param, Statement};
 pub use sqlite::SqliteStore;
 
 use crate::model::{VehicleId, VehicleModel, WallTime};
+use sql::Cell;
 
 /// Where history is kept, as given by `--store`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,18 +59,211 @@ impl FromStr for StoreUrl {
 }
 
 /// Opens the store at `url` and brings its schema up to date.
-pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
-    match url.parse::<StoreUrl>()? {
-        StoreUrl::Sqlite(path) => SqliteStore::open(&path).await,
-        StoreUrl::Postgres(_) => Err(StoreError::Url {
-            url: url.to_owned(),
-            problem: "PostgreSQL storage is not built yet; use sqlite:PATH".to_owned(),
-        }),
+pub async fn open(url: &str) -> Result<Store, StoreError> {
+    open_with(url, Ingest::Copy).await
+}
+
+/// [`open`], choosing how PostgreSQL takes batches.
+pub async fn open_with(url: &str, ingest: Ingest) -> Result<Store, StoreError> {
+    Ok(match url.parse::<StoreUrl>()? {
+        StoreUrl::Sqlite(path) => Store::Sqlite(SqliteStore::open(&path).await?),
+        StoreUrl::Postgres(url) => Store::Postgres(PostgresStore::open(&url, ingest).await?),
+    })
+}
+
+/// What one write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Rows added.
+    pub stored: u64,
+    /// Rows already there (a redelivered message): nothing added.
+    pub duplicates: u64,
+}
+
+/// Every table with rows of a run, the run itself last.
+const RUN_TABLES: [&str; 11] =
+    ["telemetry", "events", "heartbeats", "alerts", "commands", "command_acks", "presence", "failures", "dead_letters", "vehicles", "runs"];
+
+/// An open store, of either backend.
+#[derive(Clone)]
+pub enum Store {
+    /// Embedded SQLite.
+    Sqlite(SqliteStore),
+    /// A PostgreSQL server.
+    Postgres(PostgresStore),
+}
+
+impl Store {
+    /// The SQL it speaks.
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Store::Sqlite(_) => Dialect::Sqlite,
+            Store::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Applies the migrations not yet applied; applying them again changes nothing.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.migrate().await,
+            Store::Postgres(store) => store.migrate().await,
+        }
+    }
+
+    /// Writes `rows` for run `run_id` in one transaction: all of them land, or none.
+    pub async fn write(&self, run_id: i64, rows: &[Row]) -> Result<Written, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.write(run_id, rows).await,
+            Store::Postgres(store) => store.write(run_id, rows).await,
+        }
+    }
+
+    /// Rows of `sql` (with `?` placeholders) binding `params`.
+    pub async fn fetch(&self, sql: &str, params: Vec<Param>) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let statement = Statement::new(self.dialect().placeholders(sql), params);
+        match self {
+            Store::Sqlite(store) => store.fetch(&statement).await,
+            Store::Postgres(store) => store.fetch(&statement).await,
+        }
+    }
+
+    /// Runs `statements` (with `?` placeholders) in one transaction; the rows each affected.
+    pub async fn execute_all(&self, statements: Vec<Statement>) -> Result<Vec<u64>, StoreError> {
+        let dialect = self.dialect();
+        let statements: Vec<Statement> = statements.into_iter().map(|s| Statement::new(dialect.placeholders(&s.sql), s.params)).collect();
+        match self {
+            Store::Sqlite(store) => store.execute_all(&statements).await,
+            Store::Postgres(store) => store.execute_all(&statements).await,
+        }
+    }
+
+    /// Registers `run` (again, harmlessly, if it is there) and returns its number.
+    pub async fn register_run(&self, run: &RunInfo) -> Result<i64, StoreError> {
+        let at = self.dialect().at();
+        self.execute_all(vec![Statement::new(
+            format!("INSERT INTO runs (name, scenario, seed, fleet, start_time, created_at) VALUES (?, ?, ?, ?, {at}, {at}) ON CONFLICT (name) DO NOTHING"),
+            vec![
+                run.name.as_str().into(),
+                run.scenario.as_str().into(),
+                Param::Int(run.seed as i64),
+                Param::Int(i64::from(run.fleet)),
+                Param::Int(run.start.unix_ms() as i64),
+                Param::Int(WallTime::now().unix_ms() as i64),
+            ],
+        )])
+        .await?;
+        let found = self.fetch("SELECT run_id FROM runs WHERE name = ?", vec![run.name.as_str().into()]).await?;
+        let run_id = found.first().and_then(|row| row[0].as_i64()).ok_or_else(|| StoreError::query(format!("run `{}` vanished as it was registered", run.name)))?;
+        // Many vehicles to a statement: a 10,000-vehicle fleet is 20 statements, not 10,000.
+        let statements = run
+            .vehicles
+            .chunks(500)
+            .map(|chunk| {
+                let values = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
+                let params = chunk
+                    .iter()
+                    .flat_map(|(vehicle, model, depot)| [Param::Int(run_id), Param::Int(i64::from(vehicle.0)), Param::Text(rows::wire_name(model)), depot.as_str().into()])
+                    .collect();
+                Statement::new(format!("INSERT INTO vehicles (run_id, vehicle_id, model, home_depot) VALUES {values} ON CONFLICT DO NOTHING"), params)
+            })
+            .collect();
+        self.execute_all(statements).await?;
+        Ok(run_id)
+    }
+
+    /// The columns of `runs` that [`stored_run`] reads, with its latest telemetry time.
+    fn run_columns(&self) -> String {
+        let d = self.dialect();
+        format!(
+            "r.run_id, r.name, r.scenario, r.seed, r.fleet, {}, (SELECT {} FROM telemetry t WHERE t.run_id = r.run_id)",
+            d.ms("r.start_time"),
+            d.ms("MAX(t.time)")
+        )
+    }
+
+    /// Every run in the database, oldest first, with its telemetry row count.
+    pub async fn runs(&self) -> Result<Vec<RunListing>, StoreError> {
+        let sql = format!("SELECT {}, (SELECT COUNT(*) FROM telemetry t WHERE t.run_id = r.run_id) FROM runs r ORDER BY r.run_id", self.run_columns());
+        let rows = self.fetch(&sql, vec![]).await?;
+        Ok(rows.iter().map(|r| RunListing { run: stored_run(r), telemetry_rows: r[7].as_i64().unwrap_or(0) }).collect())
+    }
+
+    /// The run named `name`, or the latest when `None`; `None` when there is no such run.
+    /// One row of `runs` and one index lookup: queries call this every time.
+    pub async fn find_run(&self, name: Option<&str>) -> Result<Option<StoredRun>, StoreError> {
+        let rows = match name {
+            Some(name) => self.fetch(&format!("SELECT {} FROM runs r WHERE r.name = ?", self.run_columns()), vec![name.into()]).await?,
+            None => self.fetch(&format!("SELECT {} FROM runs r ORDER BY r.run_id DESC LIMIT 1", self.run_columns()), vec![]).await?,
+        };
+        Ok(rows.first().map(|r| stored_run(r)))
+    }
+
+    /// Removes run `name` and every row of it, in one transaction. Returns whether there was
+    /// such a run.
+    pub async fn delete_run(&self, name: &str) -> Result<bool, StoreError> {
+        let Some(run) = self.find_run(Some(name)).await? else {
+            return Ok(false);
+        };
+        // Table names from the list above, never from input.
+        let statements = RUN_TABLES.iter().map(|table| Statement::new(format!("DELETE FROM {table} WHERE run_id = ?"), vec![Param::Int(run.run_id)])).collect();
+        self.execute_all(statements).await?;
+        Ok(true)
+    }
+
+    /// Records rows the database refused, each with the reason, for run `run_id`.
+    pub async fn dead_letter(&self, run_id: Option<i64>, letters: &[DeadLetter]) -> Result<(), StoreError> {
+        let at = self.dialect().at();
+        let statements = letters
+            .iter()
+            .map(|letter| {
+                Statement::new(
+                    format!("INSERT INTO dead_letters (received_at, run_id, source, reason, payload) VALUES ({at}, ?, ?, ?, ?)"),
+                    vec![
+                        Param::Int(WallTime::now().unix_ms() as i64),
+                        run_id.map_or(Param::Null, Param::Int),
+                        letter.source.as_str().into(),
+                        letter.reason.as_str().into(),
+                        letter.payload.as_str().into(),
+                    ],
+                )
+            })
+            .collect();
+        self.execute_all(statements).await?;
+        Ok(())
     }
 }
 
-/// What a run is, registered before its first message is stored.
-#[derive(Debug, Clone, PartialEq)]
+/// Something the store would not or could not take, kept with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeadLetter {
+    /// Where it came from: `bus`, or the Redis stream.
+    pub source: String,
+    /// Why it was refused.
+    pub reason: String,
+    /// The row as JSON, or the raw entry.
+    pub payload: String,
+}
+
+/// A run from the first seven cells of a `runs` query: the run, then its latest telemetry
+/// time (NULL before its first frame).
+fn stored_run(row: &[Cell]) -> StoredRun {
+    let start_ms = row[5].as_i64().unwrap_or(0);
+    let latest_ms = row[6].as_i64();
+    StoredRun {
+        run_id: row[0].as_i64().unwrap_or(0),
+        name: row[1].as_str().unwrap_or_default().to_owned(),
+        scenario: row[2].as_str().unwrap_or_default().to_owned(),
+        seed: row[3].as_i64().unwrap_or(0),
+        fleet: row[4].as_i64().unwrap_or(0),
+        start: WallTime::from_unix_ms(start_ms.max(0) as u64),
+        // A row's time is the start plus its sim time, to the millisecond.
+        sim_seconds: latest_ms.map_or(0.0, |latest| (latest - start_ms) as f64 / 1000.0),
+    }
+}
+
+/// What a run is, registered before its first message is stored. Over Redis the first shard
+/// of a fleet publishes it for the others and for `aegis store` (docs/PROTOCOL.md).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunInfo {
     /// Unique name, shown by `aegis store runs`.
     pub name: String,

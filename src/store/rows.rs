@@ -1,11 +1,15 @@
 //! Envelopes as the rows they become, each tagged with its table, ready for one write.
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
 use crate::model::{Body, Envelope, Telemetry, WallTime};
 
 use super::instant;
 
 /// What every message row carries: its key and its two clocks.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Key {
     /// Simulated instant, milliseconds since the Unix epoch.
     pub time_ms: i64,
@@ -19,8 +23,9 @@ pub struct Key {
     pub wall_ms: i64,
 }
 
-/// One envelope's row, by table.
-#[derive(Debug, Clone)]
+/// One envelope's row, by table. Serialised (as JSON) only into the spool and dead letters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "table", content = "row", rename_all = "snake_case")]
 pub enum Row {
     /// `telemetry`: the readings, and the failures then active.
     Telemetry(Key, Box<Telemetry>),
@@ -28,14 +33,80 @@ pub enum Row {
     Event(Key, String, String),
     /// `heartbeats`: status, uptime.
     Heartbeat(Key, String, f64),
-    /// `alerts`.
-    Alert(Key, Box<crate::model::Alert>),
+    /// `alerts`: one row per step of an alert's life.
+    Alert(Key, Box<crate::model::AlertUpdate>),
     /// `commands`: id, action type, the action as JSON, time to live.
     Command(Key, String, String, String, f64),
     /// `command_acks`: id, outcome, detail.
     CommandAck(Key, String, String, Option<String>),
     /// `presence`.
     Presence(Key, crate::model::Presence),
+}
+
+impl Row {
+    /// The row's key.
+    pub fn key(&self) -> &Key {
+        match self {
+            Row::Telemetry(key, ..)
+            | Row::Event(key, ..)
+            | Row::Heartbeat(key, ..)
+            | Row::Alert(key, ..)
+            | Row::Command(key, ..)
+            | Row::CommandAck(key, ..)
+            | Row::Presence(key, ..) => key,
+        }
+    }
+}
+
+/// One failure's ground truth as a batch last saw it (the `failures` table's row).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailureRow {
+    /// Vehicle number.
+    pub vehicle: i64,
+    /// Failure mode, wire name.
+    pub mode: String,
+    /// Component, wire name.
+    pub component: String,
+    /// Simulation time it began.
+    pub onset_s: f64,
+    /// When it failed functionally, once known.
+    pub functional_failure_s: Option<f64>,
+    /// Severity in the latest frame.
+    pub last_severity: f32,
+    /// Simulation time of the latest frame.
+    pub last_seen_s: f64,
+}
+
+/// The failures the telemetry among `rows` reports, one entry per failure (a failure appears
+/// in every frame while it is active; the table wants it once, as last seen).
+pub fn failures(rows: &[Row]) -> Vec<FailureRow> {
+    let mut by_key: BTreeMap<(i64, String, u64), FailureRow> = BTreeMap::new();
+    for row in rows {
+        let Row::Telemetry(key, telemetry) = row else { continue };
+        for failure in &telemetry.truth {
+            let mode = wire_name(&failure.mode);
+            let seen = FailureRow {
+                vehicle: key.vehicle,
+                mode: mode.clone(),
+                component: wire_name(&failure.component),
+                onset_s: failure.onset_s,
+                functional_failure_s: failure.functional_failure_s,
+                last_severity: failure.severity,
+                last_seen_s: key.sim_time,
+            };
+            by_key
+                .entry((key.vehicle, mode, failure.onset_s.to_bits()))
+                .and_modify(|kept| {
+                    kept.functional_failure_s = kept.functional_failure_s.or(seen.functional_failure_s);
+                    if seen.last_seen_s >= kept.last_seen_s {
+                        kept.last_severity = seen.last_severity;
+                        kept.last_seen_s = seen.last_seen_s;
+                    }
+                })
+                .or_insert(seen);
+        }
+    }
+    by_key.into_values().collect()
 }
 
 /// Rows for one write, in the order their envelopes arrived.

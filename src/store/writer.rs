@@ -1,36 +1,55 @@
-//! The batch writer: envelopes in from a bus subscription, rows out to the store, on a thread
-//! of its own so that neither the simulation nor the bus ever waits on the database.
+//! The batch writer: rows in, committed to the store, nothing lost on the way.
 //!
-//! A batch is written when it reaches [`WriterSettings::batch_rows`] rows or its first row is
-//! [`WriterSettings::batch_age`] old. A write that fails is retried with backoff, the batch kept
-//! in memory meanwhile; the simulation slows down instead of running away from the database
-//! (it waits while [`WriterStatus::lag_s`] exceeds its limit).
+//! [`BatchWriter`] is the part both feeds share (the in-process bus here, the Redis streams in
+//! [`super::from_redis`]):
+//! - a batch is written in one transaction; if the database refuses it (a constraint, a value
+//!   it cannot hold), the batch is halved until the refused rows stand alone, and those go to
+//!   the `dead_letters` table with the reason while the rest lands;
+//! - if the database cannot be reached, the batch goes to the [`Spool`] file (synced to disk)
+//!   and so does everything after it, in order, while writes are retried with backoff; once
+//!   the database answers the spool is replayed, oldest first, and emptied.
+//!
+//! [`StoreWriter`] runs one on a thread of its own, fed by a bus subscription, so that neither
+//! the simulation nor the bus waits on the database; the simulation waits instead when the
+//! writer falls behind (see [`WriterStatus::lag_s`]).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::RecvTimeoutError;
 use serde::Serialize;
 
-use super::{Batch, RunInfo, SqliteStore, StoreError};
+use super::spool::Spool;
+use super::{Batch, DeadLetter, Row, RunInfo, Store, StoreError};
 use crate::bus::Subscription;
-use crate::model::Envelope;
 
-/// How the writer batches.
-#[derive(Debug, Clone, Copy)]
+/// How the writer batches and where it spools.
+#[derive(Debug, Clone)]
 pub struct WriterSettings {
     /// Rows per batch at most.
     pub batch_rows: usize,
     /// Longest a row waits for its batch to fill.
     pub batch_age: Duration,
+    /// The spool file; a fresh one in the system's temporary directory when `None`.
+    pub spool: Option<PathBuf>,
+    /// Longest wait between two tries of an unreachable database.
+    pub max_backoff: Duration,
 }
 
 impl Default for WriterSettings {
     fn default() -> Self {
-        Self { batch_rows: 5_000, batch_age: Duration::from_millis(200) }
+        Self { batch_rows: 5_000, batch_age: Duration::from_millis(200), spool: None, max_backoff: Duration::from_secs(5) }
+    }
+}
+
+impl WriterSettings {
+    /// The spool file for run `name`.
+    fn spool_path(&self, name: &str) -> PathBuf {
+        self.spool.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("aegis-spool-{}-{name}.jsonl", std::process::id())))
     }
 }
 
@@ -40,31 +59,61 @@ pub struct WriterStatus {
     received: AtomicU64,
     stored: AtomicU64,
     duplicates: AtomicU64,
+    spooled: AtomicU64,
+    replayed: AtomicU64,
     retried: AtomicU64,
-    /// Simulation time of the latest stored message, as f64 bits.
+    rejected: AtomicU64,
+    spool_waiting: AtomicU64,
+    /// Simulation time of the latest committed row, as f64 bits.
     stored_sim_time: AtomicU64,
+    /// Simulation time of the latest row committed or spooled, as f64 bits.
+    safe_sim_time: AtomicU64,
+    /// Whether the database is unreachable now.
+    outage: AtomicBool,
     last_error: Mutex<Option<String>>,
 }
 
 /// The writer's counters at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct WriterFigures {
-    /// Messages taken from the bus.
+    /// Rows handed to the writer.
     pub received: u64,
-    /// Rows committed.
+    /// Rows committed (written at once or replayed from the spool).
     pub stored: u64,
-    /// Messages that were already stored (redelivered): nothing added.
+    /// Rows that were already stored (a redelivered message): nothing added.
     pub duplicates: u64,
-    /// Batch writes that failed and were tried again.
+    /// Rows written to the spool file while the database was unreachable.
+    pub spooled: u64,
+    /// Spooled rows since committed.
+    pub replayed: u64,
+    /// Writes that failed and were tried again.
     pub retried: u64,
-    /// Simulation time of the latest stored message.
+    /// Rows the database refused, now in `dead_letters`.
+    pub rejected: u64,
+    /// Rows in the spool now.
+    pub spool_waiting: u64,
+    /// Simulation time of the latest committed row.
     pub stored_sim_time: f64,
 }
 
 impl WriterFigures {
     /// The counters in one short line, for progress output.
     pub fn line(&self) -> String {
-        format!("store: stored {} duplicates {} retried {} received {}", self.stored, self.duplicates, self.retried, self.received)
+        format!(
+            "store: stored {} spooled {} replayed {} retried {} rejected {} duplicates {}",
+            self.stored, self.spooled, self.replayed, self.retried, self.rejected, self.duplicates
+        )
+    }
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+fn raise_to(time: &AtomicU64, value: f64) {
+    let now = f64::from_bits(time.load(Ordering::Relaxed));
+    if value > now {
+        time.store(value.to_bits(), Ordering::Relaxed);
     }
 }
 
@@ -75,23 +124,270 @@ impl WriterStatus {
             received: self.received.load(Ordering::Relaxed),
             stored: self.stored.load(Ordering::Relaxed),
             duplicates: self.duplicates.load(Ordering::Relaxed),
+            spooled: self.spooled.load(Ordering::Relaxed),
+            replayed: self.replayed.load(Ordering::Relaxed),
             retried: self.retried.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            spool_waiting: self.spool_waiting.load(Ordering::Relaxed),
             stored_sim_time: f64::from_bits(self.stored_sim_time.load(Ordering::Relaxed)),
         }
     }
 
-    /// Simulated seconds between `now` and the latest message stored.
+    /// Simulated seconds between `now` and what the writer has made safe: the latest row
+    /// committed, or while the database is unreachable, the latest row spooled (the run goes
+    /// on against the spool during an outage, and waits for the replay once it is over).
     pub fn lag_s(&self, now: f64) -> f64 {
-        (now - f64::from_bits(self.stored_sim_time.load(Ordering::Relaxed))).max(0.0)
+        let safe = if self.outage.load(Ordering::Relaxed) { &self.safe_sim_time } else { &self.stored_sim_time };
+        (now - f64::from_bits(safe.load(Ordering::Relaxed))).max(0.0)
+    }
+
+    /// Whether the database is unreachable now.
+    pub fn in_outage(&self) -> bool {
+        self.outage.load(Ordering::Relaxed)
     }
 
     /// The last write error, while writes keep failing.
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    fn set_error(&self, error: Option<String>) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = error;
+    }
 }
 
-/// A running writer.
+/// Where a batch ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Landed {
+    /// Committed (refused rows dead-lettered).
+    Stored,
+    /// In the spool file, to be replayed.
+    Spooled,
+}
+
+/// Writes batches of one run, dead-lettering what the database refuses and spooling while
+/// it is unreachable.
+pub struct BatchWriter {
+    store: Store,
+    run_id: i64,
+    source: String,
+    spool: Spool,
+    status: Arc<WriterStatus>,
+    batch_rows: usize,
+    max_backoff: Duration,
+    backoff: Duration,
+    /// While the database is unreachable: when to try it next.
+    retry_at: Option<Instant>,
+}
+
+impl BatchWriter {
+    /// A writer of run `run_id` into `store`; `source` names the feed in dead letters.
+    pub fn new(store: Store, run_id: i64, source: &str, spool: PathBuf, settings: &WriterSettings, status: Arc<WriterStatus>) -> Self {
+        Self {
+            store,
+            run_id,
+            source: source.to_owned(),
+            spool: Spool::new(spool),
+            status,
+            batch_rows: settings.batch_rows.max(1),
+            max_backoff: settings.max_backoff,
+            backoff: Duration::from_millis(50),
+            retry_at: None,
+        }
+    }
+
+    /// The run it writes.
+    pub fn run_id(&self) -> i64 {
+        self.run_id
+    }
+
+    /// Its counters.
+    pub fn status(&self) -> &Arc<WriterStatus> {
+        &self.status
+    }
+
+    /// Whether everything handed over is committed (nothing waits in the spool).
+    pub fn is_caught_up(&self) -> bool {
+        self.spool.is_empty()
+    }
+
+    /// When the database is next tried, while it is unreachable.
+    pub fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    /// Commits `batch`, or spools it when the database is unreachable or the spool already
+    /// holds earlier rows (order is kept). Only when the spool cannot be written either does
+    /// this wait, retrying, until the database takes the batch.
+    pub async fn write(&mut self, batch: Batch) -> Landed {
+        add(&self.status.received, batch.len() as u64);
+        if batch.is_empty() {
+            return Landed::Stored;
+        }
+        if self.spool.is_empty() {
+            match self.land(&batch.rows).await {
+                Ok(()) => {
+                    raise_to(&self.status.stored_sim_time, batch.latest_sim_time);
+                    raise_to(&self.status.safe_sim_time, batch.latest_sim_time);
+                    return Landed::Stored;
+                }
+                Err(error) => self.failed(&error, batch.len()),
+            }
+        }
+        match self.spool.append(&batch.rows) {
+            Ok(()) => {
+                add(&self.status.spooled, batch.len() as u64);
+                self.status.spool_waiting.store(self.spool.waiting(), Ordering::Relaxed);
+                raise_to(&self.status.safe_sim_time, batch.latest_sim_time);
+                self.catch_up().await;
+                Landed::Spooled
+            }
+            Err(error) => {
+                tracing::error!("{error}; holding the batch in memory until the database takes it");
+                self.catch_up_fully().await;
+                loop {
+                    match self.land(&batch.rows).await {
+                        Ok(()) => break,
+                        Err(error) => {
+                            self.failed(&error, batch.len());
+                            tokio::time::sleep(self.backoff).await;
+                        }
+                    }
+                }
+                raise_to(&self.status.stored_sim_time, batch.latest_sim_time);
+                raise_to(&self.status.safe_sim_time, batch.latest_sim_time);
+                Landed::Stored
+            }
+        }
+    }
+
+    /// Replays the spool if the database is due another try, a few batches at a time.
+    /// Returns whether the spool is empty.
+    pub async fn catch_up(&mut self) -> bool {
+        for _ in 0..8 {
+            if self.spool.is_empty() {
+                return true;
+            }
+            if self.retry_at.is_some_and(|at| Instant::now() < at) {
+                return false;
+            }
+            let (rows, offset) = match self.spool.peek(self.batch_rows) {
+                Ok(read) => read,
+                Err(error) => {
+                    tracing::error!("{error}; replay waits");
+                    self.failed(&error, 0);
+                    return false;
+                }
+            };
+            let count = rows.len() as u64;
+            let (good, unreadable): (Vec<_>, Vec<_>) = rows.into_iter().partition(Result::is_ok);
+            let good: Vec<Row> = good.into_iter().map(|r| r.expect("partitioned")).collect();
+            let letters: Vec<DeadLetter> = unreadable
+                .into_iter()
+                .map(|r| DeadLetter { source: format!("{} (spool)", self.source), reason: r.expect_err("partitioned"), payload: String::new() })
+                .collect();
+            let landed = match self.land(&good).await {
+                Ok(()) if letters.is_empty() => Ok(()),
+                Ok(()) => self.store.dead_letter(Some(self.run_id), &letters).await,
+                Err(error) => Err(error),
+            };
+            match landed.and_then(|()| self.spool.consume(count, offset)) {
+                Ok(()) => {
+                    add(&self.status.replayed, good.len() as u64);
+                    add(&self.status.rejected, letters.len() as u64);
+                    self.status.spool_waiting.store(self.spool.waiting(), Ordering::Relaxed);
+                    if let Some(latest) = good.iter().map(|r| r.key().sim_time).reduce(f64::max) {
+                        raise_to(&self.status.stored_sim_time, latest);
+                    }
+                    self.recovered();
+                }
+                Err(error) => {
+                    self.failed(&error, good.len());
+                    return false;
+                }
+            }
+        }
+        self.spool.is_empty()
+    }
+
+    /// Replays the whole spool, waiting out the database's outage however long it lasts.
+    pub async fn catch_up_fully(&mut self) {
+        let mut warned = Instant::now();
+        while !self.catch_up().await {
+            if warned.elapsed() >= Duration::from_secs(10) {
+                warned = Instant::now();
+                tracing::warn!("{} rows wait in {} for the database: {}", self.spool.waiting(), self.spool.path().display(), self.status.last_error().unwrap_or_default());
+            }
+            let wait = self.retry_at.map_or(Duration::from_millis(10), |at| at.saturating_duration_since(Instant::now()));
+            tokio::time::sleep(wait.max(Duration::from_millis(10))).await;
+        }
+        self.spool.remove_if_empty();
+    }
+
+    /// Commits `rows`, dead-lettering the ones the database refuses; fails only when the
+    /// database cannot be reached (or fails for a reason that is not about the rows).
+    async fn land(&self, rows: &[Row]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        match self.store.write(self.run_id, rows).await {
+            Ok(written) => {
+                add(&self.status.stored, written.stored);
+                add(&self.status.duplicates, written.duplicates);
+                Ok(())
+            }
+            Err(error) if error.is_refusal() && rows.len() == 1 => {
+                let letter = DeadLetter { source: self.source.clone(), reason: error.to_string(), payload: serde_json::to_string(&rows[0]).expect("rows always serialise") };
+                tracing::warn!("the database refused a {} row of {} ({}); kept in dead_letters", table_name(&rows[0]), rows[0].key().vehicle, error);
+                self.store.dead_letter(Some(self.run_id), &[letter]).await?;
+                add(&self.status.rejected, 1);
+                Ok(())
+            }
+            Err(error) if error.is_refusal() => {
+                // Halve until the refused rows stand alone; the rest lands.
+                let (first, second) = rows.split_at(rows.len() / 2);
+                Box::pin(self.land(first)).await?;
+                Box::pin(self.land(second)).await
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn failed(&mut self, error: &StoreError, rows: usize) {
+        if self.retry_at.is_none() {
+            tracing::warn!("store write of {rows} rows failed, spooling until the database answers: {error}");
+        } else {
+            self.backoff = (self.backoff * 2).min(self.max_backoff);
+        }
+        add(&self.status.retried, 1);
+        self.status.set_error(Some(error.to_string()));
+        self.status.outage.store(true, Ordering::Relaxed);
+        self.retry_at = Some(Instant::now() + self.backoff);
+    }
+
+    fn recovered(&mut self) {
+        if self.retry_at.take().is_some() {
+            tracing::info!("the database answers again; replaying {} spooled rows", self.spool.waiting());
+        }
+        self.backoff = Duration::from_millis(50);
+        self.status.outage.store(false, Ordering::Relaxed);
+        self.status.set_error(None);
+    }
+}
+
+fn table_name(row: &Row) -> &'static str {
+    match row {
+        Row::Telemetry(..) => "telemetry",
+        Row::Event(..) => "event",
+        Row::Heartbeat(..) => "heartbeat",
+        Row::Alert(..) => "alert",
+        Row::Command(..) => "command",
+        Row::CommandAck(..) => "command ack",
+        Row::Presence(..) => "presence",
+    }
+}
+
+/// A running in-process writer.
 pub struct StoreWriter {
     status: Arc<WriterStatus>,
     closing: Arc<AtomicBool>,
@@ -107,11 +403,12 @@ impl StoreWriter {
         let run_id = runtime.block_on(store.register_run(&run))?;
         let status = Arc::new(WriterStatus::default());
         let closing = Arc::new(AtomicBool::new(false));
+        let writer = BatchWriter::new(store, run_id, "bus", settings.spool_path(&run.name), &settings, status.clone());
         let thread = {
-            let (status, closing) = (status.clone(), closing.clone());
+            let closing = closing.clone();
             std::thread::Builder::new()
                 .name("aegis-store".into())
-                .spawn(move || runtime.block_on(write_loop(store, run, run_id, messages.receiver(), settings, &status, &closing)))
+                .spawn(move || runtime.block_on(write_loop(writer, run, messages, settings, &closing)))
                 .map_err(|e| StoreError::WriterGone(e.to_string()))?
         };
         Ok(Self { status, closing, thread })
@@ -122,7 +419,8 @@ impl StoreWriter {
         &self.status
     }
 
-    /// Writes what is still waiting and stops. Returns the final counters.
+    /// Writes what is still waiting (replaying the spool, however long the database takes to
+    /// come back) and stops. Returns the final counters.
     pub fn finish(self) -> Result<WriterFigures, StoreError> {
         self.closing.store(true, Ordering::Relaxed);
         self.thread.join().map_err(|_| StoreError::WriterGone("its thread panicked".into()))??;
@@ -130,15 +428,8 @@ impl StoreWriter {
     }
 }
 
-async fn write_loop(
-    store: SqliteStore,
-    run: RunInfo,
-    run_id: i64,
-    messages: &Receiver<Envelope>,
-    settings: WriterSettings,
-    status: &WriterStatus,
-    closing: &AtomicBool,
-) -> Result<(), StoreError> {
+async fn write_loop(mut writer: BatchWriter, run: RunInfo, messages: Subscription, settings: WriterSettings, closing: &AtomicBool) -> Result<(), StoreError> {
+    let messages = messages.receiver();
     let mut disconnected = false;
     loop {
         // Asked to stop (or the bus is gone): whatever was published before is in the channel
@@ -147,7 +438,11 @@ async fn write_loop(
         let mut batch = Batch::default();
         let mut first_at = None::<Instant>;
         while batch.len() < settings.batch_rows {
-            let wait = if last { Duration::ZERO } else { first_at.map_or(settings.batch_age, |at| settings.batch_age.saturating_sub(at.elapsed())) };
+            let mut wait = if last { Duration::ZERO } else { first_at.map_or(settings.batch_age, |at| settings.batch_age.saturating_sub(at.elapsed())) };
+            // While the spool waits, come back in time to try the database again.
+            if let Some(at) = writer.retry_at().filter(|_| !writer.is_caught_up()) {
+                wait = wait.min(at.saturating_duration_since(Instant::now()));
+            }
             match messages.recv_timeout(wait) {
                 Ok(envelope) => batch.push(run.start, envelope),
                 Err(RecvTimeoutError::Timeout) => break,
@@ -158,36 +453,15 @@ async fn write_loop(
             }
             first_at.get_or_insert_with(Instant::now);
         }
-        status.received.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        if !batch.is_empty() {
-            write_with_retry(&store, run_id, &batch, status).await;
+        let empty = batch.is_empty();
+        if empty {
+            writer.catch_up().await;
+        } else {
+            writer.write(batch).await;
         }
-        if last && batch.is_empty() {
+        if last && empty {
+            writer.catch_up_fully().await;
             return Ok(());
-        }
-    }
-}
-
-/// Writes `batch`, trying again with backoff until it lands: nothing accepted is dropped.
-async fn write_with_retry(store: &SqliteStore, run_id: i64, batch: &Batch, status: &WriterStatus) {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        match store.write(run_id, batch).await {
-            Ok(written) => {
-                status.stored.fetch_add(written.stored, Ordering::Relaxed);
-                status.duplicates.fetch_add(written.duplicates, Ordering::Relaxed);
-                let latest = f64::from_bits(status.stored_sim_time.load(Ordering::Relaxed)).max(batch.latest_sim_time);
-                status.stored_sim_time.store(latest.to_bits(), Ordering::Relaxed);
-                *status.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                return;
-            }
-            Err(error) => {
-                tracing::warn!("store write of {} rows failed, retrying in {backoff:?}: {error}", batch.len());
-                *status.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
-                status.retried.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
         }
     }
 }

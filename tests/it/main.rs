@@ -8,6 +8,7 @@ mod failures;
 mod messages;
 mod missions;
 mod orchestration;
+mod postgres_server;
 mod redis_server;
 mod rules;
 mod scenarios;

@@ -226,7 +226,7 @@ pub async fn run(options: OrchestratorOptions, shutdown: impl Future<Output = ()
 
 /// Whether `future` has completed, without waiting for it. Call it until it says so, not
 /// after.
-fn has_completed(future: std::pin::Pin<&mut impl Future<Output = ()>>) -> bool {
+pub fn has_completed(future: std::pin::Pin<&mut impl Future<Output = ()>>) -> bool {
     let mut context = std::task::Context::from_waker(std::task::Waker::noop());
     future.poll(&mut context).is_ready()
 }

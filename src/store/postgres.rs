@@ -1,0 +1,417 @@
+//! The server backend: PostgreSQL 15 or later, its schema from `migrations/postgres`.
+//!
+//! A batch is written with `COPY ... FROM STDIN`, one per table, in one transaction: the
+//! fastest way into PostgreSQL. COPY cannot skip rows that are already there, so when a batch
+//! holds a redelivered message the transaction fails on the primary key and the batch is
+//! written again through `INSERT ... SELECT FROM UNNEST(...) ON CONFLICT DO NOTHING`, one
+//! statement per table with one array per column, which adds only what is new.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::str::FromStr;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Column as _, Postgres, Row as _, Transaction, TypeInfo as _, ValueRef as _};
+
+use super::rows::{Row, failures, wire_name};
+use super::sql::{Cell, Param, Statement};
+use super::{StoreError, Written};
+use crate::model::{METRICS, WallTime};
+
+/// How a batch goes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingest {
+    /// `COPY` first, `UNNEST` when the batch repeats stored rows.
+    Copy,
+    /// `INSERT ... SELECT FROM UNNEST(...) ON CONFLICT DO NOTHING` always.
+    Unnest,
+}
+
+/// An open PostgreSQL store.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    ingest: Ingest,
+}
+
+/// What a column holds, for COPY's text and UNNEST's arrays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// TIMESTAMPTZ, given as milliseconds.
+    Time,
+    /// INTEGER or BIGINT.
+    Int,
+    /// DOUBLE PRECISION.
+    Float,
+    /// REAL.
+    Real,
+    /// TEXT (nullable).
+    Text,
+    /// JSONB, given as text.
+    Json,
+    /// BOOLEAN.
+    Bool,
+}
+
+/// One value of a row about to be written.
+#[derive(Debug, Clone)]
+enum Field<'a> {
+    Time(i64),
+    Int(i64),
+    Float(f64),
+    Real(f32),
+    Text(Option<Cow<'a, str>>),
+    Bool(bool),
+}
+
+/// A message table: its name and columns, in order.
+struct Table {
+    name: &'static str,
+    columns: Vec<(&'static str, Kind)>,
+    copy: String,
+    unnest: String,
+}
+
+impl Table {
+    fn new(name: &'static str, own: &[(&'static str, Kind)]) -> Self {
+        let key = [("time", Kind::Time), ("run_id", Kind::Int), ("vehicle_id", Kind::Int), ("seq", Kind::Int), ("sim_time", Kind::Float), ("wall_time", Kind::Time)];
+        let columns: Vec<(&'static str, Kind)> = key.into_iter().chain(own.iter().copied()).collect();
+        let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+        let copy = format!("COPY {name} ({}) FROM STDIN", names.join(", "));
+        let arrays: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, (_, kind))| {
+                let array = match kind {
+                    Kind::Time | Kind::Int => "INT8[]",
+                    Kind::Float => "FLOAT8[]",
+                    Kind::Real => "FLOAT4[]",
+                    Kind::Text | Kind::Json => "TEXT[]",
+                    Kind::Bool => "BOOL[]",
+                };
+                format!("${}::{array}", i + 1)
+            })
+            .collect();
+        let selected: Vec<String> = columns
+            .iter()
+            .map(|(name, kind)| match kind {
+                Kind::Time => format!("to_timestamp(u.{name} / 1000.0)"),
+                Kind::Json => format!("u.{name}::JSONB"),
+                _ => format!("u.{name}"),
+            })
+            .collect();
+        let unnest = format!(
+            "INSERT INTO {name} ({}) SELECT {} FROM UNNEST({}) AS u({}) ON CONFLICT DO NOTHING",
+            names.join(", "),
+            selected.join(", "),
+            arrays.join(", "),
+            names.join(", ")
+        );
+        Self { name, columns, copy, unnest }
+    }
+}
+
+/// The message tables, in the order [`table_of`] numbers them.
+static TABLES: LazyLock<[Table; 7]> = LazyLock::new(|| {
+    let metrics: Vec<(&'static str, Kind)> = METRICS.iter().map(|m| (m.name, Kind::Real)).collect();
+    [
+        Table::new("telemetry", &metrics),
+        Table::new("events", &[("event", Kind::Text), ("detail", Kind::Json)]),
+        Table::new("heartbeats", &[("status", Kind::Text), ("uptime_s", Kind::Float)]),
+        Table::new(
+            "alerts",
+            &[
+                ("alert_id", Kind::Text),
+                ("component", Kind::Text),
+                ("alert_type", Kind::Text),
+                ("severity", Kind::Text),
+                ("raised_at_s", Kind::Float),
+                ("evidence", Kind::Json),
+                ("recommendation", Kind::Json),
+                ("state", Kind::Text),
+                ("origin", Kind::Text),
+                ("occurrences", Kind::Int),
+                ("audit", Kind::Json),
+                ("record", Kind::Json),
+            ],
+        ),
+        Table::new("commands", &[("command_id", Kind::Text), ("action", Kind::Text), ("detail", Kind::Json), ("ttl_s", Kind::Float)]),
+        Table::new("command_acks", &[("command_id", Kind::Text), ("outcome", Kind::Text), ("detail", Kind::Text)]),
+        Table::new("presence", &[("online", Kind::Bool), ("last_seen_sim_time", Kind::Float), ("silent_s", Kind::Float)]),
+    ]
+});
+
+/// The table a row goes to, and its values in that table's column order.
+fn table_of(run_id: i64, row: &Row) -> (usize, Vec<Field<'_>>) {
+    let key = row.key();
+    let mut fields = vec![Field::Time(key.time_ms), Field::Int(run_id), Field::Int(key.vehicle), Field::Int(key.seq), Field::Float(key.sim_time), Field::Time(key.wall_ms)];
+    fn text(s: &str) -> Field<'_> {
+        Field::Text(Some(Cow::Borrowed(s)))
+    }
+    fn owned(s: String) -> Field<'static> {
+        Field::Text(Some(Cow::Owned(s)))
+    }
+    let table = match row {
+        Row::Telemetry(_, telemetry) => {
+            fields.extend(telemetry.metrics.values.iter().map(|v| Field::Real(*v)));
+            0
+        }
+        Row::Event(_, event, detail) => {
+            fields.extend([text(event), text(detail)]);
+            1
+        }
+        Row::Heartbeat(_, status, uptime_s) => {
+            fields.extend([text(status), Field::Float(*uptime_s)]);
+            2
+        }
+        Row::Alert(_, update) => {
+            let alert = &update.alert;
+            fields.extend([
+                text(&alert.id),
+                owned(wire_name(&alert.key.component)),
+                text(&alert.key.alert_type),
+                owned(wire_name(&alert.severity)),
+                Field::Float(alert.created_at),
+                owned(serde_json::to_string(&alert.evidence).unwrap_or_default()),
+                owned(serde_json::to_string(&alert.recommendation).unwrap_or_default()),
+                text(update.state()),
+                owned(wire_name(&alert.origin)),
+                Field::Int(i64::from(alert.occurrences)),
+                owned(serde_json::to_string(&update.audit).unwrap_or_default()),
+                owned(serde_json::to_string(alert).unwrap_or_default()),
+            ]);
+            3
+        }
+        Row::Command(_, id, action, detail, ttl_s) => {
+            fields.extend([text(id), text(action), text(detail), Field::Float(*ttl_s)]);
+            4
+        }
+        Row::CommandAck(_, id, outcome, detail) => {
+            fields.extend([text(id), text(outcome), Field::Text(detail.as_deref().map(Cow::Borrowed))]);
+            5
+        }
+        Row::Presence(_, presence) => {
+            fields.extend([Field::Bool(presence.online), Field::Float(presence.last_seen_sim_time), Field::Float(presence.silent_s)]);
+            6
+        }
+    };
+    (table, fields)
+}
+
+impl PostgresStore {
+    /// Connects to the server at `url` and applies the migrations.
+    pub async fn open(url: &str, ingest: Ingest) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?;
+        // A write to a server that is down fails within seconds, so that the writer spools
+        // instead of waiting.
+        let pool = PgPoolOptions::new().max_connections(4).acquire_timeout(Duration::from_secs(5)).connect_with(options).await?;
+        let store = Self { pool, ingest };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the migrations not yet applied; applying them again changes nothing.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("migrations/postgres").run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The connection pool, for queries of its own.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Rows of `statement` (with `$n` placeholders), each cell as the engine typed it.
+    pub async fn fetch(&self, statement: &Statement) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let rows = bound(sqlx::query(AssertSqlSafe(statement.sql.clone())), &statement.params).fetch_all(&self.pool).await?;
+        rows.iter().map(cells).collect()
+    }
+
+    /// Runs `statements` in one transaction; returns the rows each affected.
+    pub async fn execute_all(&self, statements: &[Statement]) -> Result<Vec<u64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut affected = Vec::with_capacity(statements.len());
+        for statement in statements {
+            let query = bound(sqlx::query(AssertSqlSafe(statement.sql.clone())), &statement.params);
+            affected.push(query.execute(&mut *tx).await?.rows_affected());
+        }
+        tx.commit().await?;
+        Ok(affected)
+    }
+
+    /// Writes `rows` for run `run_id` in one transaction: all of them land, or none.
+    pub async fn write(&self, run_id: i64, rows: &[Row]) -> Result<Written, StoreError> {
+        if self.ingest == Ingest::Copy {
+            match self.copy(run_id, rows).await {
+                Err(StoreError::Database(sqlx::Error::Database(error))) if error.is_unique_violation() => {}
+                other => return other,
+            }
+        }
+        self.unnest(run_id, rows).await
+    }
+
+    /// The batch by COPY: fails on the primary key if any row is already stored.
+    pub async fn copy(&self, run_id: i64, rows: &[Row]) -> Result<Written, StoreError> {
+        let mut text: [String; 7] = Default::default();
+        for row in rows {
+            let (table, fields) = table_of(run_id, row);
+            copy_line(&mut text[table], &fields);
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut stored = 0;
+        for (table, text) in TABLES.iter().zip(&text) {
+            if text.is_empty() {
+                continue;
+            }
+            let mut copy = tx.copy_in_raw(&table.copy).await?;
+            copy.send(text.as_bytes()).await?;
+            stored += copy.finish().await?;
+        }
+        upsert_failures(&mut tx, run_id, rows).await?;
+        tx.commit().await?;
+        Ok(Written { stored, duplicates: rows.len() as u64 - stored })
+    }
+
+    /// The batch by `INSERT ... SELECT FROM UNNEST`, adding only rows not yet stored.
+    pub async fn unnest(&self, run_id: i64, rows: &[Row]) -> Result<Written, StoreError> {
+        let mut by_table: [Vec<Vec<Field<'_>>>; 7] = Default::default();
+        for row in rows {
+            let (table, fields) = table_of(run_id, row);
+            by_table[table].push(fields);
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut stored = 0;
+        for (table, rows) in TABLES.iter().zip(&by_table) {
+            if rows.is_empty() {
+                continue;
+            }
+            let query = (0..table.columns.len()).fold(sqlx::query(AssertSqlSafe(table.unnest.as_str())), |query, column| bind_column(query, table.columns[column].1, rows, column));
+            stored += query.execute(&mut *tx).await?.rows_affected();
+        }
+        upsert_failures(&mut tx, run_id, rows).await?;
+        tx.commit().await?;
+        Ok(Written { stored, duplicates: rows.len() as u64 - stored })
+    }
+
+    /// Names of the message tables.
+    pub fn message_tables() -> impl Iterator<Item = &'static str> {
+        TABLES.iter().map(|t| t.name)
+    }
+}
+
+type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
+
+fn bound<'q>(query: Query<'q>, params: &[Param]) -> Query<'q> {
+    params.iter().fold(query, |query, param| match param {
+        Param::Int(v) => query.bind(*v),
+        Param::Float(v) => query.bind(*v),
+        Param::Text(v) => query.bind(v.clone()),
+        Param::Null => query.bind(None::<i64>),
+    })
+}
+
+/// One column of `rows` as an array.
+fn bind_column<'q>(query: Query<'q>, kind: Kind, rows: &[Vec<Field<'_>>], column: usize) -> Query<'q> {
+    let values = rows.iter().map(|r| &r[column]);
+    match kind {
+        Kind::Time | Kind::Int => query.bind(values.map(|f| if let Field::Int(v) | Field::Time(v) = f { *v } else { 0 }).collect::<Vec<i64>>()),
+        Kind::Float => query.bind(values.map(|f| if let Field::Float(v) = f { *v } else { 0.0 }).collect::<Vec<f64>>()),
+        Kind::Real => query.bind(values.map(|f| if let Field::Real(v) = f { *v } else { 0.0 }).collect::<Vec<f32>>()),
+        Kind::Text | Kind::Json => query.bind(values.map(|f| if let Field::Text(v) = f { v.as_deref().map(str::to_owned) } else { None }).collect::<Vec<Option<String>>>()),
+        Kind::Bool => query.bind(values.map(|f| matches!(f, Field::Bool(true))).collect::<Vec<bool>>()),
+    }
+}
+
+/// Appends one row in COPY's text format: tab-separated, `\N` for NULL, backslash escapes.
+fn copy_line(out: &mut String, fields: &[Field<'_>]) {
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push('\t');
+        }
+        match field {
+            Field::Time(ms) => {
+                let _ = write!(out, "{}", WallTime::from_unix_ms((*ms).max(0) as u64));
+            }
+            Field::Int(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Field::Float(v) if v.is_infinite() => out.push_str(if *v > 0.0 { "Infinity" } else { "-Infinity" }),
+            Field::Real(v) if v.is_infinite() => out.push_str(if *v > 0.0 { "Infinity" } else { "-Infinity" }),
+            // Shortest text that reads back as the same value.
+            Field::Float(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Field::Real(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Field::Bool(v) => out.push(if *v { 't' } else { 'f' }),
+            Field::Text(None) => out.push_str("\\N"),
+            Field::Text(Some(text)) => {
+                for c in text.chars() {
+                    match c {
+                        '\\' => out.push_str("\\\\"),
+                        '\t' => out.push_str("\\t"),
+                        '\n' => out.push_str("\\n"),
+                        '\r' => out.push_str("\\r"),
+                        c => out.push(c),
+                    }
+                }
+            }
+        }
+    }
+    out.push('\n');
+}
+
+/// A failure's ground truth, kept up to date from each batch that reports it.
+async fn upsert_failures(tx: &mut Transaction<'_, Postgres>, run_id: i64, rows: &[Row]) -> Result<(), StoreError> {
+    let failures = failures(rows);
+    if failures.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO failures (run_id, vehicle_id, mode, component, onset_s, functional_failure_s, last_severity, last_seen_s)
+         SELECT $1, u.vehicle_id, u.mode, u.component, u.onset_s, u.functional_failure_s, u.last_severity, u.last_seen_s
+         FROM UNNEST($2::INT8[], $3::TEXT[], $4::TEXT[], $5::FLOAT8[], $6::FLOAT8[], $7::FLOAT4[], $8::FLOAT8[])
+              AS u(vehicle_id, mode, component, onset_s, functional_failure_s, last_severity, last_seen_s)
+         ON CONFLICT (run_id, vehicle_id, mode, onset_s) DO UPDATE SET
+            functional_failure_s = COALESCE(failures.functional_failure_s, excluded.functional_failure_s),
+            last_severity = CASE WHEN excluded.last_seen_s >= failures.last_seen_s THEN excluded.last_severity ELSE failures.last_severity END,
+            last_seen_s = GREATEST(failures.last_seen_s, excluded.last_seen_s)",
+    )
+    .bind(run_id)
+    .bind(failures.iter().map(|f| f.vehicle).collect::<Vec<_>>())
+    .bind(failures.iter().map(|f| f.mode.clone()).collect::<Vec<_>>())
+    .bind(failures.iter().map(|f| f.component.clone()).collect::<Vec<_>>())
+    .bind(failures.iter().map(|f| f.onset_s).collect::<Vec<_>>())
+    .bind(failures.iter().map(|f| f.functional_failure_s).collect::<Vec<_>>())
+    .bind(failures.iter().map(|f| f.last_severity).collect::<Vec<_>>())
+    .bind(failures.iter().map(|f| f.last_seen_s).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A row's cells by their column types.
+fn cells(row: &PgRow) -> Result<Vec<Cell>, StoreError> {
+    (0..row.columns().len())
+        .map(|i| {
+            let raw = row.try_get_raw(i)?;
+            if raw.is_null() {
+                return Ok(Cell::Null);
+            }
+            let type_name = raw.type_info().name().to_owned();
+            Ok(match type_name.as_str() {
+                "INT2" => Cell::from(row.try_get::<i16, _>(i)?),
+                "INT4" => Cell::from(row.try_get::<i32, _>(i)?),
+                "INT8" => Cell::from(row.try_get::<i64, _>(i)?),
+                "FLOAT4" => Cell::from(f64::from(row.try_get::<f32, _>(i)?)),
+                "FLOAT8" => Cell::from(row.try_get::<f64, _>(i)?),
+                "BOOL" => Cell::from(row.try_get::<bool, _>(i)?),
+                "TEXT" | "VARCHAR" | "NAME" => Cell::from(row.try_get::<String, _>(i)?),
+                other => return Err(StoreError::query(format!("column `{}` is of type {other}, which answers cannot show (cast it)", row.columns()[i].name()))),
+            })
+        })
+        .collect()
+}
