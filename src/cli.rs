@@ -572,6 +572,31 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Fleet history: ingest through the writer against the engine's own fast path, and the
+    /// latest, one-hour and daily-aggregate queries over seven days of ten vehicles.
+    Store {
+        /// The database: `sqlite:bench.db` or `postgres://host/db`.
+        #[arg(long, env = "AEGIS_STORE")]
+        store: String,
+        /// Vehicles of the ingest fleet, each one frame per second.
+        #[arg(long, default_value_t = 10_000)]
+        vehicles: u32,
+        /// Seconds of the ingest fleet's telemetry.
+        #[arg(long, default_value_t = 30)]
+        seconds: u32,
+        /// Days of history for the query figures (kept in the database for later runs).
+        #[arg(long, default_value_t = 7)]
+        history_days: u32,
+        /// Vehicles of history for the query figures.
+        #[arg(long, default_value_t = 10)]
+        history_vehicles: u32,
+        /// Calls per query figure.
+        #[arg(long, default_value_t = 100)]
+        repeats: u32,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Redis transport: end-to-end messages per second and publish-to-consume latency.
     Bus {
         /// Redis server.
@@ -719,6 +744,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     figures.ceiling_vehicle_seconds_per_second,
                     figures.share_of_ceiling * 100.0,
                     figures.profile.iter().map(|(phase, share)| format!("{phase} {:.0}%", share * 100.0)).collect::<Vec<_>>().join(", ")
+                );
+            }
+            Ok(())
+        }
+        Command::Bench { command: BenchCommand::Store { store, vehicles, seconds, history_days, history_vehicles, repeats, json } } => {
+            let options = crate::bench::StoreBenchOptions { url: store, vehicles, seconds, history_days, history_vehicles, repeats };
+            let figures = crate::bench::bench_store(&options)?;
+            if json {
+                println!("{}", serde_json::to_string(&figures)?);
+            } else {
+                println!(
+                    "{}: ingest {:.0} rows/s through the writer, {:.0} rows/s by the engine's own fast path ({:.0}% of it), {} rows of {} vehicles\nover {} frames of history ({}): latest state p99 {:.1} ms, one hour of one vehicle (four metrics) p99 {:.1} ms (median {:.1}, every metric p99 {:.1}), daily aggregate {:.1} ms (median of {})",
+                    figures.backend,
+                    figures.ingest_rows_per_second,
+                    figures.ceiling_rows_per_second,
+                    figures.share_of_ceiling * 100.0,
+                    figures.ingest_rows,
+                    figures.ingest_vehicles,
+                    figures.history_rows,
+                    if figures.history_loaded_now { "loaded now" } else { "kept from an earlier run" },
+                    figures.latest_query_p99_ms,
+                    figures.range_query_p99_ms,
+                    figures.range_query_p50_ms,
+                    figures.range_query_all_metrics_p99_ms,
+                    figures.daily_aggregate_ms,
+                    figures.repeats
                 );
             }
             Ok(())

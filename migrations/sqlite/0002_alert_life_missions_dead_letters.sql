@@ -1,4 +1,5 @@
--- Dead letters name their run; alerts keep their whole life; missions are read back from the commands that assigned them
+-- Dead letters name their run; alerts keep their whole life; the fleet is rolled up by hour;
+-- missions are read back from the commands that assigned them
 -- and the events that reported on them. See docs/STORAGE.md.
 
 ALTER TABLE dead_letters ADD COLUMN run_id INTEGER;
@@ -15,6 +16,23 @@ ALTER TABLE alerts ADD COLUMN record TEXT NOT NULL DEFAULT '{}';
 CREATE INDEX events_run_vehicle_time ON events (run_id, vehicle_id, time);
 CREATE INDEX alerts_run_vehicle_time ON alerts (run_id, vehicle_id, time);
 CREATE INDEX commands_run_time ON commands (run_id, time);
+
+-- The fleet by hour and model, kept by the writer in the same transaction as the rows it
+-- sums (a redelivered row adds nothing here either), so that fleet aggregates over days read
+-- a few hundred rows instead of every frame.
+CREATE TABLE fleet_hourly (
+    run_id        INTEGER NOT NULL,
+    hour          INTEGER NOT NULL,
+    model         TEXT NOT NULL,
+    frames        INTEGER NOT NULL,
+    distance_km   REAL NOT NULL,
+    energy_kwh    REAL NOT NULL,
+    moving_frames INTEGER NOT NULL,
+    load_sum      REAL NOT NULL,
+    heartbeats    INTEGER NOT NULL,
+    available     INTEGER NOT NULL,
+    PRIMARY KEY (run_id, hour, model)
+);
 
 -- One row per assigned mission: when and to whom, how the vehicle answered, how far it got
 -- and how it ended (NULL while under way).

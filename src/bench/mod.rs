@@ -5,8 +5,10 @@ mod bus;
 mod floor;
 mod orchestrator;
 mod profile;
+mod store;
 
 pub use bus::{BusBench, bench_bus};
+pub use store::{StoreBench, StoreBenchOptions, bench_store};
 
 /// The `q` quantile (0 to 1) of sorted values, nearest rank; 0 when there are none.
 fn quantile(sorted: &[f64], q: f64) -> f64 {

@@ -157,7 +157,7 @@ fn evaluate_rules(
             let driving = matches!(nav.status, VehicleStatus::EnRoute | VehicleStatus::Returning);
             let value = rule_signal(rule, &frame, nominal_kpa);
             let previous = Some(std::mem::replace(&mut state.previous[index], value)).filter(|p| !p.is_nan());
-            let holds = (!(rule.while_driving && !driving) && test_holds(rule, &frame, value, previous)).then_some(value);
+            let holds = ((driving || !rule.while_driving) && test_holds(rule, &frame, value, previous)).then_some(value);
             match holds {
                 Some(value) => {
                     state.held_s[index] = state.held_s[index].saturating_add(1);

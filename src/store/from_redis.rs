@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use redis::AsyncCommands as _;
 use serde::Serialize;
 
-use super::writer::{BatchWriter, Landed, WriterFigures, WriterSettings, WriterStatus};
+use super::writer::{BatchWriter, WriterFigures, WriterSettings, WriterStatus};
 use super::{Batch, DeadLetter, RunInfo, StoreError};
 use crate::bus::keys::Family;
 use crate::bus::redis::service::has_completed;
@@ -135,10 +135,10 @@ pub async fn run(options: StoreServiceOptions, shutdown: impl Future<Output = ()
         return Err(StoreError::WriterGone("stopped before any fleet set its run".into()));
     };
     let store = super::open(&options.store).await?;
-    let run_id = store.register_run(&run).await?;
+    let target = store.register_run(&run).await?;
     let status = Arc::new(WriterStatus::default());
     let spool = options.settings.spool.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("aegis-store-spool-{}-{}.jsonl", options.redis.identity, run.name)));
-    let writer = BatchWriter::new(store.clone(), run_id, "redis", spool, &options.settings, status.clone());
+    let writer = BatchWriter::new(store.clone(), target, "redis", spool, &options.settings, status.clone());
     let connection = options.redis.connection().map_err(|e| StoreError::Redis(e.to_string()))?;
     let families = [Family::Uplink, Family::Downlink, Family::Central];
     let mut consumers: Vec<StreamConsumer> = families
@@ -240,7 +240,7 @@ impl Feed {
         }
         if read > 0 {
             // Spooled or stored, the entries are acknowledged once the spool is empty again.
-            let _landed: Landed = self.writer.write(batch).await;
+            self.writer.write(batch).await;
             for (held, new) in self.held.iter_mut().zip(ids) {
                 held.extend(new);
             }

@@ -24,7 +24,7 @@ use std::str::FromStr;
 
 pub use error::StoreError;
 pub use postgres::{Ingest, PostgresStore};
-pub use rows::{Batch, Row};
+pub use rows::{Batch, Row, RunTarget};
 pub use sql::{Dialect, Param, Statement};
 pub use sqlite::SqliteStore;
 
@@ -81,8 +81,8 @@ pub struct Written {
 }
 
 /// Every table with rows of a run, the run itself last.
-const RUN_TABLES: [&str; 11] =
-    ["telemetry", "events", "heartbeats", "alerts", "commands", "command_acks", "presence", "failures", "dead_letters", "vehicles", "runs"];
+const RUN_TABLES: [&str; 12] =
+    ["telemetry", "events", "heartbeats", "alerts", "commands", "command_acks", "presence", "failures", "fleet_hourly", "dead_letters", "vehicles", "runs"];
 
 /// An open store, of either backend.
 #[derive(Clone)]
@@ -110,11 +110,11 @@ impl Store {
         }
     }
 
-    /// Writes `rows` for run `run_id` in one transaction: all of them land, or none.
-    pub async fn write(&self, run_id: i64, rows: &[Row]) -> Result<Written, StoreError> {
+    /// Writes `rows` for `target` in one transaction: all of them land, or none.
+    pub async fn write(&self, target: &RunTarget, rows: &[Row]) -> Result<Written, StoreError> {
         match self {
-            Store::Sqlite(store) => store.write(run_id, rows).await,
-            Store::Postgres(store) => store.write(run_id, rows).await,
+            Store::Sqlite(store) => store.write(target, rows).await,
+            Store::Postgres(store) => store.write(target, rows).await,
         }
     }
 
@@ -137,8 +137,8 @@ impl Store {
         }
     }
 
-    /// Registers `run` (again, harmlessly, if it is there) and returns its number.
-    pub async fn register_run(&self, run: &RunInfo) -> Result<i64, StoreError> {
+    /// Registers `run` (again, harmlessly, if it is there) and returns where its rows go.
+    pub async fn register_run(&self, run: &RunInfo) -> Result<RunTarget, StoreError> {
         let at = self.dialect().at();
         self.execute_all(vec![Statement::new(
             format!("INSERT INTO runs (name, scenario, seed, fleet, start_time, created_at) VALUES (?, ?, ?, ?, {at}, {at}) ON CONFLICT (name) DO NOTHING"),
@@ -168,7 +168,7 @@ impl Store {
             })
             .collect();
         self.execute_all(statements).await?;
-        Ok(run_id)
+        Ok(RunTarget { run_id, models: run.vehicles.iter().map(|(_, model, _)| rows::wire_name(model)).collect() })
     }
 
     /// The columns of `runs` that [`stored_run`] reads, with its latest telemetry time.

@@ -15,10 +15,12 @@ use std::time::Duration;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Column as _, Postgres, Row as _, Transaction, TypeInfo as _, ValueRef as _};
 
-use super::rows::{Row, failures, wire_name};
+use std::collections::HashSet;
+
+use super::rows::{Row, RunTarget, failures, hourly, wire_name};
 use super::sql::{Cell, Param, Statement};
 use super::{StoreError, Written};
-use crate::model::{METRICS, WallTime};
+use crate::model::METRICS;
 
 /// How a batch goes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +105,7 @@ impl Table {
             })
             .collect();
         let unnest = format!(
-            "INSERT INTO {name} ({}) SELECT {} FROM UNNEST({}) AS u({}) ON CONFLICT DO NOTHING",
+            "INSERT INTO {name} ({}) SELECT {} FROM UNNEST({}) AS u({}) ON CONFLICT DO NOTHING RETURNING vehicle_id, seq",
             names.join(", "),
             selected.join(", "),
             arrays.join(", "),
@@ -241,19 +243,20 @@ impl PostgresStore {
         Ok(affected)
     }
 
-    /// Writes `rows` for run `run_id` in one transaction: all of them land, or none.
-    pub async fn write(&self, run_id: i64, rows: &[Row]) -> Result<Written, StoreError> {
+    /// Writes `rows` for `target` in one transaction: all of them land, or none.
+    pub async fn write(&self, target: &RunTarget, rows: &[Row]) -> Result<Written, StoreError> {
         if self.ingest == Ingest::Copy {
-            match self.copy(run_id, rows).await {
+            match self.copy(target, rows).await {
                 Err(StoreError::Database(sqlx::Error::Database(error))) if error.is_unique_violation() => {}
                 other => return other,
             }
         }
-        self.unnest(run_id, rows).await
+        self.unnest(target, rows).await
     }
 
     /// The batch by COPY: fails on the primary key if any row is already stored.
-    pub async fn copy(&self, run_id: i64, rows: &[Row]) -> Result<Written, StoreError> {
+    pub async fn copy(&self, target: &RunTarget, rows: &[Row]) -> Result<Written, StoreError> {
+        let run_id = target.run_id;
         let mut text: [String; 7] = Default::default();
         for row in rows {
             let (table, fields) = table_of(run_id, row);
@@ -270,27 +273,38 @@ impl PostgresStore {
             stored += copy.finish().await?;
         }
         upsert_failures(&mut tx, run_id, rows).await?;
+        upsert_hourly(&mut tx, target, rows, |_| true).await?;
         tx.commit().await?;
         Ok(Written { stored, duplicates: rows.len() as u64 - stored })
     }
 
     /// The batch by `INSERT ... SELECT FROM UNNEST`, adding only rows not yet stored.
-    pub async fn unnest(&self, run_id: i64, rows: &[Row]) -> Result<Written, StoreError> {
+    pub async fn unnest(&self, target: &RunTarget, rows: &[Row]) -> Result<Written, StoreError> {
+        let run_id = target.run_id;
         let mut by_table: [Vec<Vec<Field<'_>>>; 7] = Default::default();
         for row in rows {
             let (table, fields) = table_of(run_id, row);
             by_table[table].push(fields);
         }
         let mut tx = self.pool.begin().await?;
-        let mut stored = 0;
-        for (table, rows) in TABLES.iter().zip(&by_table) {
+        // Which (vehicle, seq) of each table were new: only those count in the rollup.
+        let mut added: [HashSet<(i64, i64)>; 7] = Default::default();
+        for ((table, rows), added) in TABLES.iter().zip(&by_table).zip(&mut added) {
             if rows.is_empty() {
                 continue;
             }
             let query = (0..table.columns.len()).fold(sqlx::query(AssertSqlSafe(table.unnest.as_str())), |query, column| bind_column(query, table.columns[column].1, rows, column));
-            stored += query.execute(&mut *tx).await?.rows_affected();
+            for row in query.fetch_all(&mut *tx).await? {
+                added.insert((i64::from(row.try_get::<i32, _>(0)?), row.try_get::<i64, _>(1)?));
+            }
         }
+        let stored: u64 = added.iter().map(|a| a.len() as u64).sum();
         upsert_failures(&mut tx, run_id, rows).await?;
+        let inserted = |i: usize| {
+            let key = rows[i].key();
+            added[table_of(run_id, &rows[i]).0].contains(&(key.vehicle, key.seq))
+        };
+        upsert_hourly(&mut tx, target, rows, inserted).await?;
         tx.commit().await?;
         Ok(Written { stored, duplicates: rows.len() as u64 - stored })
     }
@@ -331,21 +345,14 @@ fn copy_line(out: &mut String, fields: &[Field<'_>]) {
             out.push('\t');
         }
         match field {
-            Field::Time(ms) => {
-                let _ = write!(out, "{}", WallTime::from_unix_ms((*ms).max(0) as u64));
-            }
-            Field::Int(v) => {
-                let _ = write!(out, "{v}");
-            }
+            Field::Time(ms) => push_timestamp(out, *ms),
+            Field::Int(v) => out.push_str(itoa::Buffer::new().format(*v)),
             Field::Float(v) if v.is_infinite() => out.push_str(if *v > 0.0 { "Infinity" } else { "-Infinity" }),
             Field::Real(v) if v.is_infinite() => out.push_str(if *v > 0.0 { "Infinity" } else { "-Infinity" }),
-            // Shortest text that reads back as the same value.
-            Field::Float(v) => {
-                let _ = write!(out, "{v}");
-            }
-            Field::Real(v) => {
-                let _ = write!(out, "{v}");
-            }
+            // Shortest text that reads back as the same value (ryu: the formatting is most of
+            // the writer's own work on a batch).
+            Field::Float(v) => out.push_str(ryu::Buffer::new().format(*v)),
+            Field::Real(v) => out.push_str(ryu::Buffer::new().format(*v)),
             Field::Bool(v) => out.push(if *v { 't' } else { 'f' }),
             Field::Text(None) => out.push_str("\\N"),
             Field::Text(Some(text)) => {
@@ -362,6 +369,24 @@ fn copy_line(out: &mut String, fields: &[Field<'_>]) {
         }
     }
     out.push('\n');
+}
+
+/// `ms` since the epoch as PostgreSQL's timestamp text, `2026-01-05 06:00:01.000+00`: the
+/// civil date from the day number (H. Hinnant's `civil_from_days`), without a formatter.
+fn push_timestamp(out: &mut String, ms: i64) {
+    let days = ms.div_euclid(86_400_000);
+    let of_day = ms.rem_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s, milli) = (of_day / 3_600_000, of_day / 60_000 % 60, of_day / 1000 % 60, of_day % 1000);
+    let _ = write!(out, "{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02}.{milli:03}+00");
 }
 
 /// A failure's ground truth, kept up to date from each batch that reports it.
@@ -393,6 +418,27 @@ async fn upsert_failures(tx: &mut Transaction<'_, Postgres>, run_id: i64, rows: 
     Ok(())
 }
 
+/// Adds what the inserted rows contribute to the hourly rollup.
+async fn upsert_hourly(tx: &mut Transaction<'_, Postgres>, target: &RunTarget, rows: &[Row], inserted: impl Fn(usize) -> bool) -> Result<(), StoreError> {
+    let sql = super::Dialect::Postgres.placeholders(&super::sqlite::HOURLY_UPSERT.replacen("VALUES (?, ?,", "VALUES (?, to_timestamp(?::BIGINT / 1000.0),", 1));
+    for hour in hourly(target, rows, inserted) {
+        sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(target.run_id)
+            .bind(hour.hour_ms)
+            .bind(hour.model)
+            .bind(hour.frames)
+            .bind(hour.distance_km)
+            .bind(hour.energy_kwh)
+            .bind(hour.moving_frames)
+            .bind(hour.load_sum)
+            .bind(hour.heartbeats)
+            .bind(hour.available)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// A row's cells by their column types.
 fn cells(row: &PgRow) -> Result<Vec<Cell>, StoreError> {
     (0..row.columns().len())
@@ -401,8 +447,8 @@ fn cells(row: &PgRow) -> Result<Vec<Cell>, StoreError> {
             if raw.is_null() {
                 return Ok(Cell::Null);
             }
-            let type_name = raw.type_info().name().to_owned();
-            Ok(match type_name.as_str() {
+            let type_info = raw.type_info();
+            Ok(match type_info.name() {
                 "INT2" => Cell::from(row.try_get::<i16, _>(i)?),
                 "INT4" => Cell::from(row.try_get::<i32, _>(i)?),
                 "INT8" => Cell::from(row.try_get::<i64, _>(i)?),
@@ -414,4 +460,21 @@ fn cells(row: &PgRow) -> Result<Vec<Cell>, StoreError> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::WallTime;
+
+    #[test]
+    fn timestamps_read_as_the_instant_they_are() {
+        for ms in [0, 951_782_400_123, 1_767_592_800_000, 1_767_592_859_999, 4_102_444_799_999] {
+            let mut text = String::new();
+            push_timestamp(&mut text, ms);
+            // RFC 3339 with a space and +00 instead of T and Z.
+            let rfc = WallTime::from_unix_ms(ms as u64).to_string().replace('T', " ").replace('Z', "+00");
+            assert_eq!(text, rfc);
+        }
+    }
 }

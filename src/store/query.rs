@@ -143,13 +143,16 @@ fn telemetry_columns(metrics: &[Metric]) -> Vec<(String, Show)> {
 /// Each vehicle's latest frame in `run`: one index lookup per vehicle, however long the run.
 /// `only` further narrows the frames (`AND ...`, from our own text).
 async fn latest_frames(store: &Store, run: &StoredRun, select: &str, only: &str) -> Result<Vec<Vec<Cell>>, StoreError> {
+    // Each vehicle's latest time first, then one lookup per vehicle: SQLite's CROSS JOIN keeps
+    // that order (left to itself, SQLite 3.51 walks the run's whole telemetry instead).
     let sql = format!(
-        "SELECT {select} FROM vehicles v JOIN telemetry t
-           ON t.run_id = v.run_id AND t.vehicle_id = v.vehicle_id
-          AND t.time = (SELECT MAX(l.time) FROM telemetry l WHERE l.run_id = v.run_id AND l.vehicle_id = v.vehicle_id)
-         WHERE v.run_id = ? {only} ORDER BY v.vehicle_id"
+        "WITH last AS MATERIALIZED (
+            SELECT v.vehicle_id, v.model, (SELECT MAX(l.time) FROM telemetry l WHERE l.run_id = v.run_id AND l.vehicle_id = v.vehicle_id) AS time
+            FROM vehicles v WHERE v.run_id = ?)
+         SELECT {select} FROM last v CROSS JOIN telemetry t
+         WHERE t.run_id = ? AND t.vehicle_id = v.vehicle_id AND t.time = v.time {only} ORDER BY v.vehicle_id"
     );
-    store.fetch(&sql, vec![Param::Int(run.run_id)]).await
+    store.fetch(&sql, vec![Param::Int(run.run_id), Param::Int(run.run_id)]).await
 }
 
 /// Each vehicle's latest telemetry in `run`: time, vehicle and the chosen metrics.
@@ -362,50 +365,53 @@ impl Period {
     }
 }
 
-/// The fleet by model per hour or day of `run`: vehicles reporting, distance driven, traction
-/// energy, alerts raised, availability (the share of heartbeats not in maintenance, stopped
-/// or offline) and mean health (as the centre counts it: 1 less the severity weights of a
-/// vehicle's alerts in the bucket, at least 0, averaged over the model's vehicles).
+/// The fleet by model per hour or day of `run`, from the hourly rollup the writer keeps:
+/// vehicle-hours reported, distance (speed over time), traction energy, alerts raised (and
+/// reopened), availability (the share of heartbeats not in maintenance, stopped or offline)
+/// and mean health as the centre counts it (1 less the severity weights of a vehicle's alerts
+/// seen in the bucket, at least 0, averaged over all the model's vehicles).
 pub async fn fleet(store: &Store, run: &StoredRun, period: Period) -> Result<Answer, StoreError> {
     let d = store.dialect();
     let b = period.ms();
-    let bucket = |alias: &str| format!("({} / {b}) * {b}", d.ms(&format!("{alias}.time")));
-    let health = match d {
-        Dialect::Sqlite => "MAX(0.0, 1.0 - COALESCE(a.lost, 0.0))",
-        Dialect::Postgres => "GREATEST(0.0, 1.0 - COALESCE(a.lost, 0.0))",
+    let (least, greatest) = match d {
+        Dialect::Sqlite => ("MIN", "MAX"),
+        Dialect::Postgres => ("LEAST", "GREATEST"),
     };
     let sql = format!(
-        "WITH driven AS (
-            SELECT t.vehicle_id, {tb} AS bucket, MAX(t.odometer_km) - MIN(t.odometer_km) AS distance_km,
-                   SUM(CASE WHEN t.engine_power_kw > 0 THEN t.engine_power_kw ELSE 0 END) / 3600.0 AS energy_kwh
-            FROM telemetry t WHERE t.run_id = ? GROUP BY t.vehicle_id, {tb}),
-         raised AS (
-            SELECT a.vehicle_id, {ab} AS bucket, COUNT(*) AS alerts,
-                   SUM(CASE a.severity WHEN 'critical' THEN 1.0 WHEN 'major' THEN 0.5 WHEN 'minor' THEN 0.2 WHEN 'warning' THEN 0.1 ELSE 0.0 END) AS lost
-            FROM alerts a WHERE a.run_id = ? GROUP BY a.vehicle_id, {ab}),
-         up AS (
-            SELECT h.vehicle_id, {hb} AS bucket,
-                   AVG(CASE WHEN h.status IN ('in_maintenance', 'stopped', 'offline') THEN 0.0 ELSE 1.0 END) AS available
-            FROM heartbeats h WHERE h.run_id = ? GROUP BY h.vehicle_id, {hb})
-         SELECT p.bucket, v.model, COUNT(*), {distance}, {energy}, {alerts}, {available}, {health}
-         FROM driven p JOIN vehicles v ON v.run_id = ? AND v.vehicle_id = p.vehicle_id
-         LEFT JOIN raised a ON a.vehicle_id = p.vehicle_id AND a.bucket = p.bucket
-         LEFT JOIN up u ON u.vehicle_id = p.vehicle_id AND u.bucket = p.bucket
-         GROUP BY p.bucket, v.model ORDER BY p.bucket, v.model",
-        tb = bucket("t"),
-        ab = bucket("a"),
-        hb = bucket("h"),
-        distance = d.float("SUM(p.distance_km)"),
-        energy = d.float("SUM(p.energy_kwh)"),
-        alerts = d.int("SUM(COALESCE(a.alerts, 0))"),
-        available = d.float("AVG(COALESCE(u.available, 1.0))"),
-        health = d.float(&format!("AVG({health})")),
+        "WITH rolled AS (
+            SELECT ({hour} / {b}) * {b} AS bucket, model, SUM(frames) AS frames, SUM(distance_km) AS distance_km, SUM(energy_kwh) AS energy_kwh,
+                   SUM(heartbeats) AS heartbeats, SUM(available) AS available
+            FROM fleet_hourly WHERE run_id = ? GROUP BY ({hour} / {b}) * {b}, model),
+         steps AS (
+            SELECT ({at} / {b}) * {b} AS bucket, a.vehicle_id, a.alert_id,
+                   MAX(CASE a.severity WHEN 'critical' THEN 1.0 WHEN 'major' THEN 0.5 WHEN 'minor' THEN 0.2 WHEN 'warning' THEN 0.1 ELSE 0.0 END) AS weight,
+                   SUM(CASE WHEN {audit} LIKE '%\"raised\"%' OR {audit} LIKE '%\"reopened\"%' THEN 1 ELSE 0 END) AS raised
+            FROM alerts a WHERE a.run_id = ? GROUP BY ({at} / {b}) * {b}, a.vehicle_id, a.alert_id),
+         hurt AS (
+            SELECT s.bucket, v.model, SUM(s.raised) AS raised, SUM(s.lost) AS lost FROM (
+                SELECT bucket, vehicle_id, SUM(raised) AS raised, {least}(1.0, SUM(weight)) AS lost FROM steps GROUP BY bucket, vehicle_id) s
+            JOIN vehicles v ON v.run_id = ? AND v.vehicle_id = s.vehicle_id GROUP BY s.bucket, v.model),
+         fleet AS (SELECT model, COUNT(*) AS vehicles FROM vehicles WHERE run_id = ? GROUP BY model)
+         SELECT r.bucket, r.model, {vehicles}, {hours}, {distance}, {energy}, {alerts}, {available}, {health}
+         FROM rolled r JOIN fleet f ON f.model = r.model LEFT JOIN hurt h ON h.bucket = r.bucket AND h.model = r.model
+         ORDER BY r.bucket, r.model",
+        hour = d.ms("hour"),
+        at = d.ms("a.time"),
+        audit = d.json("a.audit"),
+        vehicles = d.int("f.vehicles"),
+        hours = d.float("r.frames / 3600.0"),
+        distance = d.float("r.distance_km"),
+        energy = d.float("r.energy_kwh"),
+        alerts = d.int("COALESCE(h.raised, 0)"),
+        available = d.float("CASE WHEN r.heartbeats > 0 THEN r.available * 1.0 / r.heartbeats ELSE 1.0 END"),
+        health = d.float(&format!("{greatest}(0.0, 1.0 - COALESCE(h.lost, 0.0) / f.vehicles)")),
     );
     let params = vec![Param::Int(run.run_id); 4];
     let columns = vec![
         col("bucket", Show::Time),
         col("model", Show::Plain),
         col("vehicles", Show::Plain),
+        col("vehicle_hours", Show::Plain),
         col("distance_km", Show::Plain),
         col("energy_kwh", Show::Plain),
         col("alerts", Show::Plain),
@@ -468,12 +474,8 @@ pub async fn tsbs(store: &Store, run: &StoredRun, query: Tsbs) -> Result<Answer,
             return Ok(shown(vec![col("vehicle", Show::Vehicle), col("day", Show::Time), col("hours_driven", Show::Plain)], rows));
         }
         Tsbs::AvgLoad => {
-            let hour = format!("({} / 3600000) * 3600000", d.ms("t.time"));
-            let sql = format!(
-                "SELECT {hour} AS hour, v.model, {} FROM telemetry t JOIN vehicles v ON v.run_id = t.run_id AND v.vehicle_id = t.vehicle_id
-                 WHERE t.run_id = ? GROUP BY {hour}, v.model ORDER BY hour, v.model",
-                d.float("AVG(t.engine_load_pct)")
-            );
+            // From the hourly rollup: the sum of load over the frames, and the frames.
+            let sql = format!("SELECT {} AS hour, model, {} FROM fleet_hourly WHERE run_id = ? AND frames > 0 ORDER BY hour, model", d.ms("hour"), d.float("load_sum / frames"));
             let rows = store.fetch(&sql, vec![id]).await?;
             return Ok(shown(vec![col("hour", Show::Time), col("model", Show::Plain), col("mean_engine_load_pct", Show::Plain)], rows));
         }

@@ -109,6 +109,81 @@ pub fn failures(rows: &[Row]) -> Vec<FailureRow> {
     by_key.into_values().collect()
 }
 
+/// Where a run's rows go: its number, and each vehicle's model for the hourly rollup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunTarget {
+    /// The run's number in this database.
+    pub run_id: i64,
+    /// Model wire names by vehicle number less one.
+    pub models: Vec<String>,
+}
+
+impl RunTarget {
+    /// Vehicle `vehicle`'s model, `unknown` for a vehicle the run did not register.
+    pub fn model_of(&self, vehicle: i64) -> &str {
+        usize::try_from(vehicle - 1).ok().and_then(|i| self.models.get(i)).map_or("unknown", String::as_str)
+    }
+}
+
+/// One hour of one model's vehicles, summed: the `fleet_hourly` table's increment.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HourlyRow {
+    /// The hour, milliseconds since the epoch.
+    pub hour_ms: i64,
+    /// Model wire name.
+    pub model: String,
+    /// Telemetry frames (vehicle-seconds).
+    pub frames: i64,
+    /// Speed integrated over the frames' seconds.
+    pub distance_km: f64,
+    /// Positive traction power integrated over the frames' seconds.
+    pub energy_kwh: f64,
+    /// Frames faster than 1 km/h.
+    pub moving_frames: i64,
+    /// Engine load summed over the frames, for its mean.
+    pub load_sum: f64,
+    /// Heartbeats.
+    pub heartbeats: i64,
+    /// Heartbeats whose status is neither in maintenance, stopped nor offline.
+    pub available: i64,
+}
+
+/// Milliseconds in an hour.
+const HOUR_MS: i64 = 3_600_000;
+
+/// What `rows` add to the hourly rollup, counting only the rows `inserted` says were new (a
+/// redelivered row is already counted).
+pub fn hourly(target: &RunTarget, rows: &[Row], inserted: impl Fn(usize) -> bool) -> Vec<HourlyRow> {
+    use crate::model::Metric;
+    let mut by_key: BTreeMap<(i64, &str), HourlyRow> = BTreeMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        if !matches!(row, Row::Telemetry(..) | Row::Heartbeat(..)) || !inserted(i) {
+            continue;
+        }
+        let key = row.key();
+        let hour_ms = key.time_ms.div_euclid(HOUR_MS) * HOUR_MS;
+        let model = target.model_of(key.vehicle);
+        let entry = by_key.entry((hour_ms, model)).or_insert_with(|| HourlyRow { hour_ms, model: model.to_owned(), ..HourlyRow::default() });
+        match row {
+            Row::Telemetry(_, telemetry) => {
+                let metrics = &telemetry.metrics;
+                let speed = f64::from(metrics.get(Metric::SpeedKph));
+                entry.frames += 1;
+                entry.distance_km += speed.max(0.0) / 3600.0;
+                entry.energy_kwh += f64::from(metrics.get(Metric::EnginePowerKw)).max(0.0) / 3600.0;
+                entry.moving_frames += i64::from(speed > 1.0);
+                entry.load_sum += f64::from(metrics.get(Metric::EngineLoadPct));
+            }
+            Row::Heartbeat(_, status, _) => {
+                entry.heartbeats += 1;
+                entry.available += i64::from(!matches!(status.as_str(), "in_maintenance" | "stopped" | "offline"));
+            }
+            _ => {}
+        }
+    }
+    by_key.into_values().collect()
+}
+
 /// Rows for one write, in the order their envelopes arrived.
 #[derive(Debug, Default)]
 pub struct Batch {

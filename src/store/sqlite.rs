@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Column as _, Row as _, Sqlite, Transaction, TypeInfo as _, ValueRef as _};
 
-use super::rows::{Key, Row, failures, wire_name};
+use super::rows::{Key, Row, RunTarget, failures, hourly, wire_name};
 use super::sql::{Cell, Param, Statement};
 use super::{StoreError, Written};
 use crate::model::METRICS;
@@ -81,14 +81,32 @@ impl SqliteStore {
         Ok(affected)
     }
 
-    /// Writes `rows` for run `run_id` in one transaction: all of them land, or none.
-    pub async fn write(&self, run_id: i64, rows: &[Row]) -> Result<Written, StoreError> {
+    /// Writes `rows` for `target` in one transaction: all of them land, or none.
+    pub async fn write(&self, target: &RunTarget, rows: &[Row]) -> Result<Written, StoreError> {
+        let run_id = target.run_id;
         let mut tx = self.pool.begin().await?;
         let mut written = Written::default();
+        let mut inserted = Vec::with_capacity(rows.len());
         for row in rows {
             let added = insert(&mut tx, run_id, row).await?;
             written.stored += added;
             written.duplicates += 1 - added.min(1);
+            inserted.push(added > 0);
+        }
+        for hour in hourly(target, rows, |i| inserted[i]) {
+            sqlx::query(HOURLY_UPSERT)
+                .bind(run_id)
+                .bind(hour.hour_ms)
+                .bind(hour.model)
+                .bind(hour.frames)
+                .bind(hour.distance_km)
+                .bind(hour.energy_kwh)
+                .bind(hour.moving_frames)
+                .bind(hour.load_sum)
+                .bind(hour.heartbeats)
+                .bind(hour.available)
+                .execute(&mut *tx)
+                .await?;
         }
         for failure in failures(rows) {
             sqlx::query(FAILURE_UPSERT)
@@ -125,8 +143,8 @@ fn cells(row: &SqliteRow) -> Result<Vec<Cell>, StoreError> {
             if raw.is_null() {
                 return Ok(Cell::Null);
             }
-            let type_name = raw.type_info().name().to_owned();
-            Ok(match type_name.as_str() {
+            let type_info = raw.type_info();
+            Ok(match type_info.name() {
                 "INTEGER" | "BOOLEAN" => Cell::from(row.try_get_unchecked::<i64, _>(i)?),
                 "REAL" | "NUMERIC" => Cell::from(row.try_get_unchecked::<f64, _>(i)?),
                 "TEXT" => Cell::from(row.try_get_unchecked::<String, _>(i)?),
@@ -219,3 +237,15 @@ const FAILURE_UPSERT: &str = "INSERT INTO failures (run_id, vehicle_id, mode, co
         functional_failure_s = COALESCE(failures.functional_failure_s, excluded.functional_failure_s),
         last_severity = CASE WHEN excluded.last_seen_s >= failures.last_seen_s THEN excluded.last_severity ELSE failures.last_severity END,
         last_seen_s = MAX(failures.last_seen_s, excluded.last_seen_s)";
+
+/// The hourly rollup, incremented by what a batch added.
+pub(super) const HOURLY_UPSERT: &str = "INSERT INTO fleet_hourly (run_id, hour, model, frames, distance_km, energy_kwh, moving_frames, load_sum, heartbeats, available)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (run_id, hour, model) DO UPDATE SET
+        frames = fleet_hourly.frames + excluded.frames,
+        distance_km = fleet_hourly.distance_km + excluded.distance_km,
+        energy_kwh = fleet_hourly.energy_kwh + excluded.energy_kwh,
+        moving_frames = fleet_hourly.moving_frames + excluded.moving_frames,
+        load_sum = fleet_hourly.load_sum + excluded.load_sum,
+        heartbeats = fleet_hourly.heartbeats + excluded.heartbeats,
+        available = fleet_hourly.available + excluded.available";

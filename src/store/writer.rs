@@ -24,7 +24,7 @@ use crossbeam_channel::RecvTimeoutError;
 use serde::Serialize;
 
 use super::spool::Spool;
-use super::{Batch, DeadLetter, Row, RunInfo, Store, StoreError};
+use super::{Batch, DeadLetter, Row, RunInfo, RunTarget, Store, StoreError};
 use crate::bus::Subscription;
 
 /// How the writer batches and where it spools.
@@ -169,7 +169,7 @@ pub enum Landed {
 /// it is unreachable.
 pub struct BatchWriter {
     store: Store,
-    run_id: i64,
+    target: RunTarget,
     source: String,
     spool: Spool,
     status: Arc<WriterStatus>,
@@ -181,11 +181,11 @@ pub struct BatchWriter {
 }
 
 impl BatchWriter {
-    /// A writer of run `run_id` into `store`; `source` names the feed in dead letters.
-    pub fn new(store: Store, run_id: i64, source: &str, spool: PathBuf, settings: &WriterSettings, status: Arc<WriterStatus>) -> Self {
+    /// A writer of the run `target` into `store`; `source` names the feed in dead letters.
+    pub fn new(store: Store, target: RunTarget, source: &str, spool: PathBuf, settings: &WriterSettings, status: Arc<WriterStatus>) -> Self {
         Self {
             store,
-            run_id,
+            target,
             source: source.to_owned(),
             spool: Spool::new(spool),
             status,
@@ -198,7 +198,7 @@ impl BatchWriter {
 
     /// The run it writes.
     pub fn run_id(&self) -> i64 {
-        self.run_id
+        self.target.run_id
     }
 
     /// Its counters.
@@ -288,7 +288,7 @@ impl BatchWriter {
                 .collect();
             let landed = match self.land(&good).await {
                 Ok(()) if letters.is_empty() => Ok(()),
-                Ok(()) => self.store.dead_letter(Some(self.run_id), &letters).await,
+                Ok(()) => self.store.dead_letter(Some(self.target.run_id), &letters).await,
                 Err(error) => Err(error),
             };
             match landed.and_then(|()| self.spool.consume(count, offset)) {
@@ -330,7 +330,7 @@ impl BatchWriter {
         if rows.is_empty() {
             return Ok(());
         }
-        match self.store.write(self.run_id, rows).await {
+        match self.store.write(&self.target, rows).await {
             Ok(written) => {
                 add(&self.status.stored, written.stored);
                 add(&self.status.duplicates, written.duplicates);
@@ -339,7 +339,7 @@ impl BatchWriter {
             Err(error) if error.is_refusal() && rows.len() == 1 => {
                 let letter = DeadLetter { source: self.source.clone(), reason: error.to_string(), payload: serde_json::to_string(&rows[0]).expect("rows always serialise") };
                 tracing::warn!("the database refused a {} row of {} ({}); kept in dead_letters", table_name(&rows[0]), rows[0].key().vehicle, error);
-                self.store.dead_letter(Some(self.run_id), &[letter]).await?;
+                self.store.dead_letter(Some(self.target.run_id), &[letter]).await?;
                 add(&self.status.rejected, 1);
                 Ok(())
             }
@@ -400,10 +400,10 @@ impl StoreWriter {
     pub fn start(url: &str, run: RunInfo, messages: Subscription, settings: WriterSettings) -> Result<Self, StoreError> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| StoreError::WriterGone(e.to_string()))?;
         let store = runtime.block_on(super::open(url))?;
-        let run_id = runtime.block_on(store.register_run(&run))?;
+        let target = runtime.block_on(store.register_run(&run))?;
         let status = Arc::new(WriterStatus::default());
         let closing = Arc::new(AtomicBool::new(false));
-        let writer = BatchWriter::new(store, run_id, "bus", settings.spool_path(&run.name), &settings, status.clone());
+        let writer = BatchWriter::new(store, target, "bus", settings.spool_path(&run.name), &settings, status.clone());
         let thread = {
             let closing = closing.clone();
             std::thread::Builder::new()

@@ -1,0 +1,348 @@
+//! `aegis bench store --store URL`: how fast history goes in and comes back out.
+//!
+//! - **Ingest**: the same synthetic 1 Hz frames of a large fleet written two ways into the
+//!   same database, batch by batch in turn so that neither gets the emptier tables: through
+//!   the writer ([`BatchWriter`]: rows from envelopes, one transaction per batch with the
+//!   failure and rollup upkeep, COPY on PostgreSQL) and by the plainest fast path the engine
+//!   has (one COPY of pre-formatted text on PostgreSQL; one prepared INSERT per row in one
+//!   transaction on SQLite), the ceiling.
+//! - **Queries**: seven days of ten vehicles (6 million frames, kept between runs under a fixed
+//!   run name so later runs skip the load), then the latest state, one hour of one vehicle
+//!   and the daily fleet aggregate, each timed over repeated calls.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::model::{Body, Envelope, Heartbeat, METRICS, Metric, Telemetry, TelemetryFrame, VehicleId, VehicleModel, VehicleStatus, WallTime};
+use crate::store::query::{self, Period, RangeQuery};
+use crate::store::writer::{BatchWriter, WriterSettings, WriterStatus};
+use crate::store::{Batch, Param, RunInfo, Store, StoreError};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct StoreBenchOptions {
+    /// The database.
+    pub url: String,
+    /// Vehicles in the ingest fleet.
+    pub vehicles: u32,
+    /// Simulated seconds of the ingest fleet's telemetry.
+    pub seconds: u32,
+    /// Days of history for the query figures.
+    pub history_days: u32,
+    /// Vehicles of history for the query figures.
+    pub history_vehicles: u32,
+    /// Calls per query figure.
+    pub repeats: u32,
+}
+
+/// Figures of `aegis bench store`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreBench {
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
+    /// Telemetry rows written each way.
+    pub ingest_rows: u64,
+    /// Vehicles of the ingest fleet.
+    pub ingest_vehicles: u32,
+    /// Rows per second through the writer.
+    pub ingest_rows_per_second: f64,
+    /// Rows per second by the engine's plainest fast path, on the same rows and database.
+    pub ceiling_rows_per_second: f64,
+    /// The writer's share of the ceiling, 0 to 1.
+    pub share_of_ceiling: f64,
+    /// Vehicles at 1 Hz the writer keeps up with: its rows per second.
+    pub vehicles_at_1hz: f64,
+    /// Telemetry rows of the query history.
+    pub history_rows: u64,
+    /// Whether the history was loaded by this run (false: an earlier run's was reused).
+    pub history_loaded_now: bool,
+    /// Latest state of every vehicle, 99th percentile.
+    pub latest_query_p99_ms: f64,
+    /// One hour of one vehicle, raw, four metrics (a dashboard panel: speed, engine load,
+    /// coolant temperature, fuel level), 99th percentile.
+    pub range_query_p99_ms: f64,
+    /// The same, median.
+    pub range_query_p50_ms: f64,
+    /// The same hour with every metric, 99th percentile.
+    pub range_query_all_metrics_p99_ms: f64,
+    /// Seven days by day and model, median of the calls.
+    pub daily_aggregate_ms: f64,
+    /// Calls per query figure.
+    pub repeats: u32,
+}
+
+/// One synthetic frame: smooth driving with noise, readings inside their ranges.
+fn frame(rng: &mut SmallRng, vehicle: u32, t: u32, odometer: &mut f32) -> Telemetry {
+    let mut metrics = TelemetryFrame::default();
+    for (i, spec) in METRICS.iter().enumerate() {
+        metrics.values[i] = spec.min + (spec.max - spec.min) * rng.random_range(0.3..0.5);
+    }
+    let phase = (f64::from(t) / 600.0 + f64::from(vehicle)).sin();
+    let speed = (45.0 + 40.0 * phase).max(0.0) as f32;
+    *odometer += speed / 3600.0;
+    metrics.set(Metric::SpeedKph, speed);
+    metrics.set(Metric::EnginePowerKw, speed * 1.8);
+    metrics.set(Metric::EngineLoadPct, (20.0 + speed * 0.6).min(100.0));
+    metrics.set(Metric::OdometerKm, *odometer);
+    Telemetry { metrics, truth: Vec::new() }
+}
+
+fn run_info(name: &str, vehicles: u32) -> RunInfo {
+    RunInfo {
+        name: name.to_owned(),
+        scenario: "bench".into(),
+        seed: 1,
+        fleet: vehicles,
+        start: WallTime::from_unix_ms(1_767_592_800_000),
+        vehicles: (1..=vehicles).map(|v| (VehicleId(v), [VehicleModel::Van, VehicleModel::Truck, VehicleModel::Bus][v as usize % 3], "North".into())).collect(),
+    }
+}
+
+/// Measures `options.url`; progress goes to stderr.
+pub fn bench_store(options: &StoreBenchOptions) -> Result<StoreBench, StoreError> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| StoreError::WriterGone(e.to_string()))?;
+    runtime.block_on(measure(options))
+}
+
+async fn measure(options: &StoreBenchOptions) -> Result<StoreBench, StoreError> {
+    let store = crate::store::open(&options.url).await?;
+    let backend = match store.dialect() {
+        crate::store::Dialect::Sqlite => "sqlite",
+        crate::store::Dialect::Postgres => "postgres",
+    };
+    let (ingest_rows, writer_s, ceiling_s) = ingest(&store, options).await?;
+    let (history_rows, loaded, name) = history(&store, options).await?;
+    let run = query::run(&store, Some(&name)).await?;
+
+    let mut latest = Vec::new();
+    let mut range = Vec::new();
+    let mut range_all = Vec::new();
+    let panel = vec![Metric::SpeedKph, Metric::EngineLoadPct, Metric::CoolantTempC, Metric::FuelLevelPct];
+    let mut daily = Vec::new();
+    let mut rng = SmallRng::seed_from_u64(7);
+    for _ in 0..options.repeats {
+        let started = Instant::now();
+        let answer = query::latest(&store, &run, Metric::ALL).await?;
+        latest.push(started.elapsed().as_secs_f64() * 1000.0);
+        debug_assert_eq!(answer.rows.len(), options.history_vehicles as usize);
+
+        let hour = rng.random_range(0..options.history_days * 24);
+        let vehicle = VehicleId(rng.random_range(1..=options.history_vehicles));
+        let one_hour = RangeQuery { vehicle, metrics: panel.clone(), from_s: f64::from(hour) * 3600.0, to_s: f64::from(hour + 1) * 3600.0, every_s: None, limit: 10_000, offset: 0 };
+        let started = Instant::now();
+        query::range(&store, &run, &one_hour).await?;
+        range.push(started.elapsed().as_secs_f64() * 1000.0);
+        // Another hour, so that neither finds the other's pages in the cache.
+        let hour = rng.random_range(0..options.history_days * 24);
+        let vehicle = VehicleId(rng.random_range(1..=options.history_vehicles));
+        let every_metric = RangeQuery { vehicle, metrics: Metric::ALL.to_vec(), from_s: f64::from(hour) * 3600.0, to_s: f64::from(hour + 1) * 3600.0, ..one_hour };
+        let started = Instant::now();
+        query::range(&store, &run, &every_metric).await?;
+        range_all.push(started.elapsed().as_secs_f64() * 1000.0);
+
+        let started = Instant::now();
+        query::fleet(&store, &run, Period::Day).await?;
+        daily.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    for times in [&mut latest, &mut range, &mut range_all, &mut daily] {
+        times.sort_by(f64::total_cmp);
+    }
+    let ingest_rate = ingest_rows as f64 / writer_s;
+    let ceiling_rate = ingest_rows as f64 / ceiling_s;
+    Ok(StoreBench {
+        backend,
+        ingest_rows,
+        ingest_vehicles: options.vehicles,
+        ingest_rows_per_second: ingest_rate,
+        ceiling_rows_per_second: ceiling_rate,
+        share_of_ceiling: ingest_rate / ceiling_rate,
+        vehicles_at_1hz: ingest_rate,
+        history_rows,
+        history_loaded_now: loaded,
+        latest_query_p99_ms: super::quantile(&latest, 0.99),
+        range_query_p99_ms: super::quantile(&range, 0.99),
+        range_query_p50_ms: super::quantile(&range, 0.5),
+        range_query_all_metrics_p99_ms: super::quantile(&range_all, 0.99),
+        daily_aggregate_ms: super::quantile(&daily, 0.5),
+        repeats: options.repeats,
+    })
+}
+
+/// Writes the ingest fleet's frames through the writer and by the ceiling path, a batch of
+/// each in turn; returns the rows each wrote and the seconds each took.
+async fn ingest(store: &Store, options: &StoreBenchOptions) -> Result<(u64, f64, f64), StoreError> {
+    let tag = format!("{:08x}", rand::random::<u32>());
+    let writer_run = run_info(&format!("bench-ingest-writer-{tag}"), options.vehicles);
+    let ceiling_run = run_info(&format!("bench-ingest-ceiling-{tag}"), options.vehicles);
+    let writer_target = store.register_run(&writer_run).await?;
+    let ceiling_target = store.register_run(&ceiling_run).await?;
+    let settings = WriterSettings::default();
+    let spool = std::env::temp_dir().join(format!("aegis-bench-spool-{tag}.jsonl"));
+    let mut writer = BatchWriter::new(store.clone(), writer_target, "bench", spool, &settings, Arc::new(WriterStatus::default()));
+    let mut rng = SmallRng::seed_from_u64(42);
+    let mut odometers = vec![0.0f32; options.vehicles as usize];
+    let (mut writer_time, mut ceiling_time) = (Duration::ZERO, Duration::ZERO);
+    let mut envelopes = Vec::with_capacity(settings.batch_rows);
+    let total = u64::from(options.vehicles) * u64::from(options.seconds);
+    let mut rows = 0u64;
+    let mut last_report = Instant::now();
+    for t in 1..=options.seconds {
+        for v in 1..=options.vehicles {
+            let telemetry = frame(&mut rng, v, t, &mut odometers[v as usize - 1]);
+            envelopes.push(Envelope::new(VehicleId(v), u64::from(t), f64::from(t), Body::Telemetry(Box::new(telemetry))));
+            if envelopes.len() == settings.batch_rows || (t == options.seconds && v == options.vehicles) {
+                rows += envelopes.len() as u64;
+                let ceiling_input = ceiling::prepare(store, ceiling_target.run_id, &ceiling_run, &envelopes);
+                // Each goes first every other batch: neither always meets the other's
+                // checkpoint or freshly grown index.
+                let writer_first = (rows / settings.batch_rows as u64).is_multiple_of(2);
+                if !writer_first {
+                    let started = Instant::now();
+                    ceiling::write(store, ceiling_input.clone()).await?;
+                    ceiling_time += started.elapsed();
+                }
+                let started = Instant::now();
+                let mut batch = Batch::default();
+                for envelope in envelopes.drain(..) {
+                    batch.push(writer_run.start, envelope);
+                }
+                writer.write(batch).await;
+                writer_time += started.elapsed();
+                if writer_first {
+                    let started = Instant::now();
+                    ceiling::write(store, ceiling_input).await?;
+                    ceiling_time += started.elapsed();
+                }
+                if last_report.elapsed() >= Duration::from_secs(2) {
+                    last_report = Instant::now();
+                    eprintln!("[aegis] bench store: ingest {rows} of {total} rows");
+                }
+            }
+        }
+    }
+    if !writer.is_caught_up() || writer.status().figures().stored != rows {
+        return Err(StoreError::WriterGone(format!("the writer stored {} of {rows} rows: {:?}", writer.status().figures().stored, writer.status().last_error())));
+    }
+    // The bench's own rows go again: they are not history anyone asked for.
+    store.delete_run(&writer_run.name).await?;
+    store.delete_run(&ceiling_run.name).await?;
+    Ok((rows, writer_time.as_secs_f64(), ceiling_time.as_secs_f64()))
+}
+
+/// The query history: loaded through the writer unless a complete one is there. Returns its
+/// telemetry rows, whether it was loaded now, and the run's name.
+async fn history(store: &Store, options: &StoreBenchOptions) -> Result<(u64, bool, String), StoreError> {
+    let name = format!("bench-history-{}d-{}v", options.history_days, options.history_vehicles);
+    let seconds = options.history_days * 86_400;
+    let expected = u64::from(seconds) * u64::from(options.history_vehicles);
+    if let Some(found) = store.runs().await?.into_iter().find(|r| r.run.name == name) {
+        if found.telemetry_rows as u64 == expected {
+            return Ok((expected, false, name));
+        }
+        store.delete_run(&name).await?;
+    }
+    let run = run_info(&name, options.history_vehicles);
+    let target = store.register_run(&run).await?;
+    let settings = WriterSettings::default();
+    let spool = std::env::temp_dir().join(format!("aegis-bench-history-spool-{}.jsonl", std::process::id()));
+    let mut writer = BatchWriter::new(store.clone(), target, "bench", spool, &settings, Arc::new(WriterStatus::default()));
+    let mut rng = SmallRng::seed_from_u64(99);
+    let mut odometers = vec![0.0f32; options.history_vehicles as usize];
+    let mut batch = Batch::default();
+    let mut last_report = Instant::now();
+    for t in 1..=seconds {
+        for v in 1..=options.history_vehicles {
+            let telemetry = frame(&mut rng, v, t, &mut odometers[v as usize - 1]);
+            batch.push(run.start, Envelope::new(VehicleId(v), u64::from(t) * 2, f64::from(t), Body::Telemetry(Box::new(telemetry))));
+            if (t + v) % 5 == 0 {
+                let status = if (t / 3600 + v) % 24 == 0 { VehicleStatus::InMaintenance } else { VehicleStatus::EnRoute };
+                batch.push(run.start, Envelope::new(VehicleId(v), u64::from(t) * 2 + 1, f64::from(t), Body::Heartbeat(Heartbeat { status, uptime_s: f64::from(t) })));
+            }
+        }
+        if batch.len() >= settings.batch_rows || t == seconds {
+            writer.write(std::mem::take(&mut batch)).await;
+        }
+        if last_report.elapsed() >= Duration::from_secs(5) {
+            last_report = Instant::now();
+            eprintln!("[aegis] bench store: loading history, day {:.1} of {}", f64::from(t) / 86_400.0, options.history_days);
+        }
+    }
+    writer.catch_up_fully().await;
+    let stored = store.fetch("SELECT COUNT(*) FROM telemetry WHERE run_id = ?", vec![Param::Int(target_id(store, &name).await?)]).await?;
+    Ok((stored[0][0].as_i64().unwrap_or(0) as u64, true, name))
+}
+
+async fn target_id(store: &Store, name: &str) -> Result<i64, StoreError> {
+    Ok(query::run(store, Some(name)).await?.run_id)
+}
+
+/// The ceiling: the plainest fast way each engine takes the same rows.
+mod ceiling {
+    use std::fmt::Write as _;
+
+    use crate::model::{Body, Envelope};
+    use crate::store::{RunInfo, Store, StoreError};
+
+    /// The rows, ready for the engine: COPY text, or values to bind.
+    #[derive(Clone)]
+    pub enum Prepared {
+        /// PostgreSQL: one COPY's text.
+        Copy(String),
+        /// SQLite: (time, run, vehicle, seq, sim time, wall time, readings) per row.
+        Rows(i64, Vec<(i64, i64, i64, f64, i64, [f32; crate::model::METRIC_COUNT])>),
+    }
+
+    /// Formats outside the timed part: the ceiling is the engine's work alone.
+    pub fn prepare(store: &Store, run_id: i64, run: &RunInfo, envelopes: &[Envelope]) -> Prepared {
+        let frames = envelopes.iter().filter_map(|e| match &e.body {
+            Body::Telemetry(t) => Some((crate::store::instant(run.start, e.sim_time).unix_ms() as i64, i64::from(e.vehicle_id.0), e.seq as i64, e.sim_time, e.wall_time.unix_ms() as i64, t.metrics.values)),
+            _ => None,
+        });
+        match store {
+            Store::Postgres(_) => {
+                let mut text = String::new();
+                for (time, vehicle, seq, sim_time, wall, values) in frames {
+                    let _ = write!(text, "{}\t{run_id}\t{vehicle}\t{seq}\t{sim_time}\t{}", crate::model::WallTime::from_unix_ms(time as u64), crate::model::WallTime::from_unix_ms(wall as u64));
+                    for value in values {
+                        let _ = write!(text, "\t{value}");
+                    }
+                    text.push('\n');
+                }
+                Prepared::Copy(text)
+            }
+            Store::Sqlite(_) => Prepared::Rows(run_id, frames.collect()),
+        }
+    }
+
+    /// Writes prepared rows.
+    pub async fn write(store: &Store, prepared: Prepared) -> Result<(), StoreError> {
+        match (store, prepared) {
+            (Store::Postgres(pg), Prepared::Copy(text)) => {
+                let columns: Vec<&str> = crate::model::METRICS.iter().map(|m| m.name).collect();
+                let statement = format!("COPY telemetry (time, run_id, vehicle_id, seq, sim_time, wall_time, {}) FROM STDIN", columns.join(", "));
+                let mut connection = pg.pool().acquire().await?;
+                let mut copy = connection.copy_in_raw(&statement).await?;
+                copy.send(text.as_bytes()).await?;
+                copy.finish().await?;
+                Ok(())
+            }
+            (Store::Sqlite(lite), Prepared::Rows(run_id, rows)) => {
+                let columns: Vec<&str> = crate::model::METRICS.iter().map(|m| m.name).collect();
+                let marks = vec!["?"; 6 + columns.len()].join(", ");
+                let sql = format!("INSERT INTO telemetry (time, run_id, vehicle_id, seq, sim_time, wall_time, {}) VALUES ({marks})", columns.join(", "));
+                let mut tx = lite.pool().begin().await?;
+                for (time, vehicle, seq, sim_time, wall, values) in rows {
+                    let query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(time).bind(run_id).bind(vehicle).bind(seq).bind(sim_time).bind(wall);
+                    values.iter().fold(query, |q, v| q.bind(*v)).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+            _ => Err(StoreError::query("the ceiling's rows were prepared for the other engine")),
+        }
+    }
+}
