@@ -290,11 +290,11 @@ struct RunPick {
 enum QueryCommand {
     /// Each vehicle's latest telemetry.
     Latest(QueryArgs),
-    /// Alerts raised, oldest first.
+    /// Every step of every alert's life (raised, acknowledged, cleared...), oldest first.
     Alerts {
         #[command(flatten)]
         history: HistoryArgs,
-        /// Only alerts on this component, like cooling.
+        /// Only alerts on this component (wire name), like cooling_system.
         #[arg(long)]
         component: Option<String>,
         /// Only alerts of this severity or worse: info, warning, minor, major, critical.
