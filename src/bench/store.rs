@@ -247,6 +247,7 @@ async fn history(store: &Store, options: &StoreBenchOptions) -> Result<(u64, boo
     }
     let run = run_info(&name, options.history_vehicles);
     let target = store.register_run(&run).await?;
+    let run_id = target.run_id;
     let settings = WriterSettings::default();
     let spool = std::env::temp_dir().join(format!("aegis-bench-history-spool-{}.jsonl", std::process::id()));
     let mut writer = BatchWriter::new(store.clone(), target, "bench", spool, &settings, Arc::new(WriterStatus::default()));
@@ -272,12 +273,8 @@ async fn history(store: &Store, options: &StoreBenchOptions) -> Result<(u64, boo
         }
     }
     writer.catch_up_fully().await;
-    let stored = store.fetch("SELECT COUNT(*) FROM telemetry WHERE run_id = ?", vec![Param::Int(target_id(store, &name).await?)]).await?;
+    let stored = store.fetch("SELECT COUNT(*) FROM telemetry WHERE run_id = ?", vec![Param::Int(run_id)]).await?;
     Ok((stored[0][0].as_i64().unwrap_or(0) as u64, true, name))
-}
-
-async fn target_id(store: &Store, name: &str) -> Result<i64, StoreError> {
-    Ok(query::run(store, Some(name)).await?.run_id)
 }
 
 /// The ceiling: the plainest fast way each engine takes the same rows.

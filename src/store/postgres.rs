@@ -17,7 +17,7 @@ use sqlx::{AssertSqlSafe, Column as _, Postgres, Row as _, Transaction, TypeInfo
 
 use std::collections::HashSet;
 
-use super::rows::{Row, RunTarget, failures, hourly, wire_name};
+use super::rows::{Row, RunTarget, failures, hourly, hourly_upsert, wire_name};
 use super::sql::{Cell, Param, Statement};
 use super::{StoreError, Written};
 use crate::model::METRICS;
@@ -420,7 +420,7 @@ async fn upsert_failures(tx: &mut Transaction<'_, Postgres>, run_id: i64, rows: 
 
 /// Adds what the inserted rows contribute to the hourly rollup.
 async fn upsert_hourly(tx: &mut Transaction<'_, Postgres>, target: &RunTarget, rows: &[Row], inserted: impl Fn(usize) -> bool) -> Result<(), StoreError> {
-    let sql = super::Dialect::Postgres.placeholders(&super::sqlite::HOURLY_UPSERT.replacen("VALUES (?, ?,", "VALUES (?, to_timestamp(?::BIGINT / 1000.0),", 1));
+    let sql = hourly_upsert(super::Dialect::Postgres);
     for hour in hourly(target, rows, inserted) {
         sqlx::query(AssertSqlSafe(sql.as_str()))
             .bind(target.run_id)

@@ -148,6 +148,24 @@ pub struct HourlyRow {
     pub available: i64,
 }
 
+/// The statement adding one [`HourlyRow`] to `fleet_hourly` (its hour bound as milliseconds),
+/// in dialect `d`.
+pub fn hourly_upsert(d: super::Dialect) -> String {
+    d.placeholders(&format!(
+        "INSERT INTO fleet_hourly (run_id, hour, model, frames, distance_km, energy_kwh, moving_frames, load_sum, heartbeats, available)
+         VALUES (?, {}, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (run_id, hour, model) DO UPDATE SET
+            frames = fleet_hourly.frames + excluded.frames,
+            distance_km = fleet_hourly.distance_km + excluded.distance_km,
+            energy_kwh = fleet_hourly.energy_kwh + excluded.energy_kwh,
+            moving_frames = fleet_hourly.moving_frames + excluded.moving_frames,
+            load_sum = fleet_hourly.load_sum + excluded.load_sum,
+            heartbeats = fleet_hourly.heartbeats + excluded.heartbeats,
+            available = fleet_hourly.available + excluded.available",
+        d.at()
+    ))
+}
+
 /// Milliseconds in an hour.
 const HOUR_MS: i64 = 3_600_000;
 

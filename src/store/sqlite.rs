@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Column as _, Row as _, Sqlite, Transaction, TypeInfo as _, ValueRef as _};
 
-use super::rows::{Key, Row, RunTarget, failures, hourly, wire_name};
+use super::rows::{Key, Row, RunTarget, failures, hourly, hourly_upsert, wire_name};
 use super::sql::{Cell, Param, Statement};
 use super::{StoreError, Written};
 use crate::model::METRICS;
@@ -93,8 +93,9 @@ impl SqliteStore {
             written.duplicates += 1 - added.min(1);
             inserted.push(added > 0);
         }
+        let upsert = hourly_upsert(super::Dialect::Sqlite);
         for hour in hourly(target, rows, |i| inserted[i]) {
-            sqlx::query(HOURLY_UPSERT)
+            sqlx::query(AssertSqlSafe(upsert.as_str()))
                 .bind(run_id)
                 .bind(hour.hour_ms)
                 .bind(hour.model)
@@ -238,14 +239,3 @@ const FAILURE_UPSERT: &str = "INSERT INTO failures (run_id, vehicle_id, mode, co
         last_severity = CASE WHEN excluded.last_seen_s >= failures.last_seen_s THEN excluded.last_severity ELSE failures.last_severity END,
         last_seen_s = MAX(failures.last_seen_s, excluded.last_seen_s)";
 
-/// The hourly rollup, incremented by what a batch added.
-pub(super) const HOURLY_UPSERT: &str = "INSERT INTO fleet_hourly (run_id, hour, model, frames, distance_km, energy_kwh, moving_frames, load_sum, heartbeats, available)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (run_id, hour, model) DO UPDATE SET
-        frames = fleet_hourly.frames + excluded.frames,
-        distance_km = fleet_hourly.distance_km + excluded.distance_km,
-        energy_kwh = fleet_hourly.energy_kwh + excluded.energy_kwh,
-        moving_frames = fleet_hourly.moving_frames + excluded.moving_frames,
-        load_sum = fleet_hourly.load_sum + excluded.load_sum,
-        heartbeats = fleet_hourly.heartbeats + excluded.heartbeats,
-        available = fleet_hourly.available + excluded.available";

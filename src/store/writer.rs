@@ -47,9 +47,9 @@ impl Default for WriterSettings {
 }
 
 impl WriterSettings {
-    /// The spool file for run `name`.
-    fn spool_path(&self, name: &str) -> PathBuf {
-        self.spool.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("aegis-spool-{}-{name}.jsonl", std::process::id())))
+    /// The spool file of writer `owner` for run `run`.
+    pub fn spool_path(&self, owner: &str, run: &str) -> PathBuf {
+        self.spool.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("aegis-spool-{owner}-{run}.jsonl")))
     }
 }
 
@@ -403,7 +403,7 @@ impl StoreWriter {
         let target = runtime.block_on(store.register_run(&run))?;
         let status = Arc::new(WriterStatus::default());
         let closing = Arc::new(AtomicBool::new(false));
-        let writer = BatchWriter::new(store, target, "bus", settings.spool_path(&run.name), &settings, status.clone());
+        let writer = BatchWriter::new(store, target, "bus", settings.spool_path(&std::process::id().to_string(), &run.name), &settings, status.clone());
         let thread = {
             let closing = closing.clone();
             std::thread::Builder::new()
