@@ -53,9 +53,22 @@ impl SqliteStore {
     }
 
     /// Applies the migrations not yet applied; applying them again changes nothing.
+    ///
+    /// SQLite has no lock for migrators: two processes opening a new file together (`aegis
+    /// store` starting while `aegis query` looks) can both see a migration as pending, and the
+    /// second's fails on the first's tables. Trying again then finds it applied.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("migrations/sqlite").run(&self.pool).await?;
-        Ok(())
+        let mut attempt = 0;
+        loop {
+            match sqlx::migrate!("migrations/sqlite").run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(_) if attempt < 5 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 
     /// The connection pool, for queries of its own.
