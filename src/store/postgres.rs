@@ -145,6 +145,19 @@ static TABLES: LazyLock<[Table; 7]> = LazyLock::new(|| {
     ]
 });
 
+/// The number of the table a row goes to, in [`TABLES`].
+fn table_index(row: &Row) -> usize {
+    match row {
+        Row::Telemetry(..) => 0,
+        Row::Event(..) => 1,
+        Row::Heartbeat(..) => 2,
+        Row::Alert(..) => 3,
+        Row::Command(..) => 4,
+        Row::CommandAck(..) => 5,
+        Row::Presence(..) => 6,
+    }
+}
+
 /// The table a row goes to, and its values in that table's column order.
 fn table_of(run_id: i64, row: &Row) -> (usize, Vec<Field<'_>>) {
     let key = row.key();
@@ -155,18 +168,15 @@ fn table_of(run_id: i64, row: &Row) -> (usize, Vec<Field<'_>>) {
     fn owned(s: String) -> Field<'static> {
         Field::Text(Some(Cow::Owned(s)))
     }
-    let table = match row {
+    match row {
         Row::Telemetry(_, telemetry) => {
             fields.extend(telemetry.metrics.values.iter().map(|v| Field::Real(*v)));
-            0
         }
         Row::Event(_, event, detail) => {
             fields.extend([text(event), text(detail)]);
-            1
         }
         Row::Heartbeat(_, status, uptime_s) => {
             fields.extend([text(status), Field::Float(*uptime_s)]);
-            2
         }
         Row::Alert(_, update) => {
             let alert = &update.alert;
@@ -184,22 +194,18 @@ fn table_of(run_id: i64, row: &Row) -> (usize, Vec<Field<'_>>) {
                 owned(serde_json::to_string(&update.audit).unwrap_or_default()),
                 owned(serde_json::to_string(alert).unwrap_or_default()),
             ]);
-            3
         }
         Row::Command(_, id, action, detail, ttl_s) => {
             fields.extend([text(id), text(action), text(detail), Field::Float(*ttl_s)]);
-            4
         }
         Row::CommandAck(_, id, outcome, detail) => {
             fields.extend([text(id), text(outcome), Field::Text(detail.as_deref().map(Cow::Borrowed))]);
-            5
         }
         Row::Presence(_, presence) => {
             fields.extend([Field::Bool(presence.online), Field::Float(presence.last_seen_sim_time), Field::Float(presence.silent_s)]);
-            6
         }
-    };
-    (table, fields)
+    }
+    (table_index(row), fields)
 }
 
 impl PostgresStore {
@@ -255,21 +261,32 @@ impl PostgresStore {
     }
 
     /// The batch by COPY: fails on the primary key if any row is already stored.
+    ///
+    /// Each table's text is sent a chunk at a time as it is formatted, so the server parses
+    /// one chunk while the next is written: formatting and parsing overlap instead of adding up.
     pub async fn copy(&self, target: &RunTarget, rows: &[Row]) -> Result<Written, StoreError> {
+        const CHUNK_BYTES: usize = 256 * 1024;
         let run_id = target.run_id;
-        let mut text: [String; 7] = Default::default();
-        for row in rows {
-            let (table, fields) = table_of(run_id, row);
-            copy_line(&mut text[table], &fields);
-        }
         let mut tx = self.pool.begin().await?;
         let mut stored = 0;
-        for (table, text) in TABLES.iter().zip(&text) {
-            if text.is_empty() {
+        let mut text = String::with_capacity(CHUNK_BYTES + 4096);
+        for (index, table) in TABLES.iter().enumerate() {
+            let mut mine = rows.iter().filter(|row| table_index(row) == index).peekable();
+            if mine.peek().is_none() {
                 continue;
             }
             let mut copy = tx.copy_in_raw(&table.copy).await?;
-            copy.send(text.as_bytes()).await?;
+            for row in mine {
+                copy_line(&mut text, &table_of(run_id, row).1);
+                if text.len() >= CHUNK_BYTES {
+                    copy.send(text.as_bytes()).await?;
+                    text.clear();
+                }
+            }
+            if !text.is_empty() {
+                copy.send(text.as_bytes()).await?;
+                text.clear();
+            }
             stored += copy.finish().await?;
         }
         upsert_failures(&mut tx, run_id, rows).await?;

@@ -73,7 +73,8 @@ fn shown(columns: Vec<(String, Show)>, rows: Vec<Vec<Cell>>) -> Answer {
                     // Readings are f32: the shortest text that reads back as the same f32.
                     (Show::Reading, Cell::Number(n)) => {
                         let value = n.as_f64().unwrap_or(f64::NAN) as f32;
-                        value.to_string().parse::<f64>().ok().and_then(|v| serde_json::Number::from_f64(v).map(Cell::Number)).unwrap_or(Cell::Null)
+                        let shortest = value.is_finite().then(|| ryu::Buffer::new().format_finite(value).parse::<f64>().ok()).flatten();
+                        shortest.and_then(serde_json::Number::from_f64).map_or(Cell::Null, Cell::Number)
                     }
                     _ => cell,
                 })

@@ -1,0 +1,70 @@
+-- Telemetry kept in (run, vehicle, time) order: one vehicle's hour is a few hundred
+-- neighbouring pages instead of one page per second scattered among the fleet's rows, which
+-- is what the range query reads (docs/STORAGE.md). SQLite never becomes a hypertable, so
+-- its key need not start with time; it names the same rows as before, since a message's
+-- time follows from its (run, vehicle, seq).
+
+CREATE TABLE telemetry_by_vehicle (
+    time        INTEGER NOT NULL,
+    run_id      INTEGER NOT NULL,
+    vehicle_id  INTEGER NOT NULL,
+    seq         BIGINT NOT NULL,
+    sim_time    DOUBLE PRECISION NOT NULL,
+    wall_time   INTEGER NOT NULL,
+    speed_kph                REAL NOT NULL,
+    engine_rpm               REAL NOT NULL,
+    engine_load_pct          REAL NOT NULL,
+    throttle_pct             REAL NOT NULL,
+    brake_pedal_pct          REAL NOT NULL,
+    gear                     REAL NOT NULL,
+    engine_power_kw          REAL NOT NULL,
+    coolant_temp_c           REAL NOT NULL,
+    oil_temp_c               REAL NOT NULL,
+    intake_air_temp_c        REAL NOT NULL,
+    transmission_temp_c      REAL NOT NULL,
+    oil_pressure_kpa         REAL NOT NULL,
+    coolant_level_pct        REAL NOT NULL,
+    fuel_level_pct           REAL NOT NULL,
+    fuel_rate_lph            REAL NOT NULL,
+    battery_voltage_v        REAL NOT NULL,
+    battery_current_a        REAL NOT NULL,
+    battery_soc_pct          REAL NOT NULL,
+    battery_temp_c           REAL NOT NULL,
+    battery_resistance_mohm  REAL NOT NULL,
+    brake_pad_front_mm       REAL NOT NULL,
+    brake_pad_rear_mm        REAL NOT NULL,
+    brake_temp_front_c       REAL NOT NULL,
+    brake_temp_rear_c        REAL NOT NULL,
+    tyre_pressure_fl_kpa     REAL NOT NULL,
+    tyre_pressure_fr_kpa     REAL NOT NULL,
+    tyre_pressure_rl_kpa     REAL NOT NULL,
+    tyre_pressure_rr_kpa     REAL NOT NULL,
+    tyre_temp_fl_c           REAL NOT NULL,
+    tyre_temp_fr_c           REAL NOT NULL,
+    tyre_temp_rl_c           REAL NOT NULL,
+    tyre_temp_rr_c           REAL NOT NULL,
+    vibration_chassis_g      REAL NOT NULL,
+    vibration_engine_g       REAL NOT NULL,
+    vibration_wheel_fl_g     REAL NOT NULL,
+    vibration_wheel_fr_g     REAL NOT NULL,
+    vibration_wheel_rl_g     REAL NOT NULL,
+    vibration_wheel_rr_g     REAL NOT NULL,
+    position_x_m             REAL NOT NULL,
+    position_z_m             REAL NOT NULL,
+    altitude_m               REAL NOT NULL,
+    heading_deg              REAL NOT NULL,
+    accel_long_g             REAL NOT NULL,
+    accel_lat_g              REAL NOT NULL,
+    yaw_rate_dps             REAL NOT NULL,
+    grade_pct                REAL NOT NULL,
+    odometer_km              REAL NOT NULL,
+    ambient_temp_c           REAL NOT NULL,
+    precipitation_mm_h       REAL NOT NULL,
+    road_friction            REAL NOT NULL,
+    wind_speed_mps           REAL NOT NULL,
+    PRIMARY KEY (run_id, vehicle_id, time, seq)
+) WITHOUT ROWID;
+INSERT INTO telemetry_by_vehicle SELECT * FROM telemetry;
+DROP TABLE telemetry;
+ALTER TABLE telemetry_by_vehicle RENAME TO telemetry;
+CREATE INDEX telemetry_run_time ON telemetry (run_id, time);
