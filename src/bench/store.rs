@@ -272,7 +272,7 @@ async fn history(store: &Store, options: &StoreBenchOptions) -> Result<(u64, boo
             eprintln!("[aegis] bench store: loading history, day {:.1} of {}", f64::from(t) / 86_400.0, options.history_days);
         }
     }
-    writer.catch_up_fully().await;
+    writer.catch_up_fully(None).await;
     let stored = store.fetch("SELECT COUNT(*) FROM telemetry WHERE run_id = ?", vec![Param::Int(run_id)]).await?;
     Ok((stored[0][0].as_i64().unwrap_or(0) as u64, true, name))
 }

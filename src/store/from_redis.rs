@@ -135,6 +135,7 @@ pub async fn run(options: StoreServiceOptions, shutdown: impl Future<Output = ()
         return Err(StoreError::WriterGone("stopped before any fleet set its run".into()));
     };
     let store = super::open(&options.store).await?;
+    super::writer::replay_leftovers(&store, &options.settings).await?;
     let target = store.register_run(&run).await?;
     let status = Arc::new(WriterStatus::default());
     let spool = options.settings.spool_path(&options.redis.identity, &run.name);
@@ -172,7 +173,9 @@ pub async fn run(options: StoreServiceOptions, shutdown: impl Future<Output = ()
             tracing::info!("{}  unreadable {}  acknowledged {}", status.figures().line(), feed.unreadable, feed.acknowledged);
         }
     }
-    feed.writer.catch_up_fully().await;
+    // Entries whose rows are still spooled stay pending in the group: nothing is lost if the
+    // database outlasts the wait.
+    feed.writer.catch_up_fully(Some(options.settings.drain_timeout)).await;
     feed.acknowledge(&mut consumers).await;
     let summary = StoreServiceSummary {
         run: feed.run.name.clone(),

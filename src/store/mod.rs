@@ -168,7 +168,7 @@ impl Store {
             })
             .collect();
         self.execute_all(statements).await?;
-        Ok(RunTarget { run_id, models: run.vehicles.iter().map(|(_, model, _)| rows::wire_name(model)).collect() })
+        Ok(RunTarget { run_id, name: run.name.clone(), models: run.vehicles.iter().map(|(_, model, _)| rows::wire_name(model)).collect() })
     }
 
     /// The columns of `runs` that [`stored_run`] reads, with its latest telemetry time.
@@ -196,6 +196,21 @@ impl Store {
             None => self.fetch(&format!("SELECT {} FROM runs r ORDER BY r.run_id DESC LIMIT 1", self.run_columns()), vec![]).await?,
         };
         Ok(rows.first().map(|r| stored_run(r)))
+    }
+
+    /// Where more rows of the stored run `run` go: its number, name and vehicles' models.
+    pub async fn run_target(&self, run: &StoredRun) -> Result<RunTarget, StoreError> {
+        let rows = self.fetch("SELECT vehicle_id, model FROM vehicles WHERE run_id = ? ORDER BY vehicle_id", vec![Param::Int(run.run_id)]).await?;
+        let mut models = Vec::new();
+        for row in rows {
+            let (Some(vehicle), Some(model)) = (row[0].as_i64(), row[1].as_str()) else { continue };
+            let Ok(index) = usize::try_from(vehicle - 1) else { continue };
+            if models.len() <= index {
+                models.resize(index + 1, "unknown".to_owned());
+            }
+            models[index] = model.to_owned();
+        }
+        Ok(RunTarget { run_id: run.run_id, name: run.name.clone(), models })
     }
 
     /// Removes run `name` and every row of it, in one transaction. Returns whether there was

@@ -114,6 +114,8 @@ pub fn failures(rows: &[Row]) -> Vec<FailureRow> {
 pub struct RunTarget {
     /// The run's number in this database.
     pub run_id: i64,
+    /// The run's name: what a spool file names, since numbers differ between databases.
+    pub name: String,
     /// Model wire names by vehicle number less one.
     pub models: Vec<String>,
 }

@@ -38,11 +38,14 @@ pub struct WriterSettings {
     pub spool: Option<PathBuf>,
     /// Longest wait between two tries of an unreachable database.
     pub max_backoff: Duration,
+    /// At the end, how long to wait for an unreachable database to take the spool before
+    /// leaving it for the next writer on that database (see [`replay_leftovers`]).
+    pub drain_timeout: Duration,
 }
 
 impl Default for WriterSettings {
     fn default() -> Self {
-        Self { batch_rows: 5_000, batch_age: Duration::from_millis(200), spool: None, max_backoff: Duration::from_secs(5) }
+        Self { batch_rows: 5_000, batch_age: Duration::from_millis(200), spool: None, max_backoff: Duration::from_secs(5), drain_timeout: Duration::from_secs(120) }
     }
 }
 
@@ -51,6 +54,37 @@ impl WriterSettings {
     pub fn spool_path(&self, owner: &str, run: &str) -> PathBuf {
         self.spool.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("aegis-spool-{owner}-{run}.jsonl")))
     }
+
+    /// Where spools of these settings are left: a folder, and how their names begin.
+    fn spool_places(&self) -> (PathBuf, String) {
+        match &self.spool {
+            Some(path) => {
+                let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), PathBuf::from);
+                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("spool");
+                (dir, stem.to_owned())
+            }
+            None => (std::env::temp_dir(), "aegis-spool-".to_owned()),
+        }
+    }
+}
+
+/// Replays into `store` the spools earlier writers left behind with rows of its runs (they
+/// stopped before their database took everything: a crash, a kill, or a database still down
+/// at exit), then removes them. Spools of runs this database does not hold are left for
+/// theirs. Returns the rows replayed.
+pub async fn replay_leftovers(store: &Store, settings: &WriterSettings) -> Result<u64, StoreError> {
+    let (dir, prefix) = settings.spool_places();
+    let mut replayed = 0;
+    for spool in Spool::leftovers(&dir, &prefix) {
+        let Some(run) = store.find_run(Some(spool.run())).await? else { continue };
+        let target = store.run_target(&run).await?;
+        tracing::info!("replaying {} rows of run {} left in {}", spool.waiting(), run.name, spool.path().display());
+        let status = Arc::new(WriterStatus::default());
+        let mut writer = BatchWriter::adopting(store.clone(), target, "spool", spool, settings, status.clone());
+        writer.catch_up_fully(Some(settings.drain_timeout)).await;
+        replayed += status.figures().replayed;
+    }
+    Ok(replayed)
 }
 
 /// What the writer has done so far; read by progress lines while it runs.
@@ -183,11 +217,18 @@ pub struct BatchWriter {
 impl BatchWriter {
     /// A writer of the run `target` into `store`; `source` names the feed in dead letters.
     pub fn new(store: Store, target: RunTarget, source: &str, spool: PathBuf, settings: &WriterSettings, status: Arc<WriterStatus>) -> Self {
+        let spool = Spool::new(spool, &target.name);
+        Self::adopting(store, target, source, spool, settings, status)
+    }
+
+    /// A writer that starts by replaying `spool`, left by an earlier writer of `target`.
+    fn adopting(store: Store, target: RunTarget, source: &str, spool: Spool, settings: &WriterSettings, status: Arc<WriterStatus>) -> Self {
+        status.spool_waiting.store(spool.waiting(), Ordering::Relaxed);
         Self {
             store,
             target,
             source: source.to_owned(),
-            spool: Spool::new(spool),
+            spool,
             status,
             batch_rows: settings.batch_rows.max(1),
             max_backoff: settings.max_backoff,
@@ -244,7 +285,7 @@ impl BatchWriter {
             }
             Err(error) => {
                 tracing::error!("{error}; holding the batch in memory until the database takes it");
-                self.catch_up_fully().await;
+                self.catch_up_fully(None).await;
                 loop {
                     match self.land(&batch.rows).await {
                         Ok(()) => break,
@@ -310,10 +351,21 @@ impl BatchWriter {
         self.spool.is_empty()
     }
 
-    /// Replays the whole spool, waiting out the database's outage however long it lasts.
-    pub async fn catch_up_fully(&mut self) {
+    /// Replays the whole spool, waiting out the database's outage for up to `give_up_after`
+    /// (forever when `None`). Returns whether all of it landed; if not, the file stays for the
+    /// next writer on this database ([`replay_leftovers`]).
+    pub async fn catch_up_fully(&mut self, give_up_after: Option<Duration>) -> bool {
+        let started = Instant::now();
         let mut warned = Instant::now();
         while !self.catch_up().await {
+            if give_up_after.is_some_and(|limit| started.elapsed() >= limit) {
+                tracing::warn!(
+                    "gave up waiting for the database: {} rows stay in {}, and the next writer opened on this database replays them",
+                    self.spool.waiting(),
+                    self.spool.path().display()
+                );
+                return false;
+            }
             if warned.elapsed() >= Duration::from_secs(10) {
                 warned = Instant::now();
                 tracing::warn!("{} rows wait in {} for the database: {}", self.spool.waiting(), self.spool.path().display(), self.status.last_error().unwrap_or_default());
@@ -322,6 +374,7 @@ impl BatchWriter {
             tokio::time::sleep(wait.max(Duration::from_millis(10))).await;
         }
         self.spool.remove_if_empty();
+        true
     }
 
     /// Commits `rows`, dead-lettering the ones the database refuses; fails only when the
@@ -400,6 +453,7 @@ impl StoreWriter {
     pub fn start(url: &str, run: RunInfo, messages: Subscription, settings: WriterSettings) -> Result<Self, StoreError> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| StoreError::WriterGone(e.to_string()))?;
         let store = runtime.block_on(super::open(url))?;
+        runtime.block_on(replay_leftovers(&store, &settings))?;
         let target = runtime.block_on(store.register_run(&run))?;
         let status = Arc::new(WriterStatus::default());
         let closing = Arc::new(AtomicBool::new(false));
@@ -460,7 +514,7 @@ async fn write_loop(mut writer: BatchWriter, run: RunInfo, messages: Subscriptio
             writer.write(batch).await;
         }
         if last && empty {
-            writer.catch_up_fully().await;
+            writer.catch_up_fully(Some(settings.drain_timeout)).await;
             return Ok(());
         }
     }

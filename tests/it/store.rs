@@ -338,6 +338,37 @@ fn postgres_stopped_for_a_minute_mid_run_loses_nothing_and_duplicates_nothing() 
 }
 
 #[test]
+fn a_spool_left_behind_is_replayed_by_the_next_writer_on_that_database() {
+    let server = PostgresServer::start();
+    let url = server.database("history");
+    let dir = tempfile::tempdir().unwrap();
+    let (_, sent) = stored_run(&sqlite_url(&dir), dir.path(), Duration::from_secs(120));
+    let (first, second): (Vec<Envelope>, Vec<Envelope>) = sent.into_iter().partition(|e| e.sim_time <= 60.0);
+    let settings = WriterSettings { spool: Some(dir.path().join("spool.jsonl")), max_backoff: Duration::from_millis(200), drain_timeout: Duration::from_millis(500), ..WriterSettings::default() };
+    let bus = MemoryBus::new();
+    let writer = StoreWriter::start(&url, one_van_run("left-behind"), bus.subscribe(Filter::all(), Backlog::Lossless), settings.clone()).unwrap();
+    first.iter().cloned().for_each(|e| bus.publish(e));
+    wait_until(Duration::from_secs(60), "the first minute is stored", || writer.status().figures().stored == first.len() as u64);
+    server.stop();
+    second.iter().cloned().for_each(|e| bus.publish(e));
+    // The database is still down at the end: the writer gives up and leaves its spool.
+    let figures = writer.finish().unwrap();
+    assert_eq!(figures.spool_waiting, second.len() as u64, "{figures:?}");
+    assert!(dir.path().join("spool.jsonl").exists());
+
+    server.restart();
+    let bus = MemoryBus::new();
+    let next = StoreWriter::start(&url, one_van_run("next"), bus.subscribe(Filter::all(), Backlog::Lossless), settings).unwrap();
+    next.finish().unwrap();
+    let store = open(&url);
+    let run = block_on(store.find_run(Some("left-behind"))).unwrap().unwrap();
+    let stored = count(&store, "SELECT COUNT(*) FROM telemetry WHERE run_id = ?", vec![Param::Int(run.run_id)]);
+    let telemetry = first.iter().chain(&second).filter(|e| matches!(e.body, Body::Telemetry(_))).count() as i64;
+    assert_eq!(stored, telemetry, "the first minute and the spooled second one, once each");
+    assert!(!dir.path().join("spool.jsonl").exists(), "the replayed spool is removed");
+}
+
+#[test]
 fn a_store_process_killed_over_redis_resumes_from_its_group_and_loses_nothing() {
     let _turn = crate::redis_server::one_paced_test_at_a_time();
     let dir = tempfile::tempdir().unwrap();
