@@ -289,14 +289,17 @@ mod ceiling {
     pub enum Prepared {
         /// PostgreSQL: one COPY's text.
         Copy(String),
-        /// SQLite: (time, run, vehicle, seq, sim time, wall time, readings) per row.
-        Rows(i64, Vec<(i64, i64, i64, f64, i64, [f32; crate::model::METRIC_COUNT])>),
+        /// SQLite: (time, run, vehicle, seq, sim time, wall time, readings in steps) per row.
+        Rows(i64, Vec<(i64, i64, i64, f64, i64, [Option<i64>; crate::model::METRIC_COUNT])>),
     }
 
     /// Formats outside the timed part: the ceiling is the engine's work alone.
     pub fn prepare(store: &Store, run_id: i64, run: &RunInfo, envelopes: &[Envelope]) -> Prepared {
         let frames = envelopes.iter().filter_map(|e| match &e.body {
-            Body::Telemetry(t) => Some((crate::store::instant(run.start, e.sim_time).unix_ms() as i64, i64::from(e.vehicle_id.0), e.seq as i64, e.sim_time, e.wall_time.unix_ms() as i64, t.metrics.values)),
+            Body::Telemetry(t) => {
+                let steps = std::array::from_fn(|i| crate::model::METRICS[i].steps(t.metrics.values[i]));
+                Some((crate::store::instant(run.start, e.sim_time).unix_ms() as i64, i64::from(e.vehicle_id.0), e.seq as i64, e.sim_time, e.wall_time.unix_ms() as i64, steps))
+            }
             _ => None,
         });
         match store {
@@ -304,8 +307,8 @@ mod ceiling {
                 let mut text = String::new();
                 for (time, vehicle, seq, sim_time, wall, values) in frames {
                     let _ = write!(text, "{}\t{run_id}\t{vehicle}\t{seq}\t{sim_time}\t{}", crate::model::WallTime::from_unix_ms(time as u64), crate::model::WallTime::from_unix_ms(wall as u64));
-                    for value in values {
-                        let _ = write!(text, "\t{value}");
+                    for steps in values {
+                        let _ = write!(text, "\t{}", steps.unwrap_or_default());
                     }
                     text.push('\n');
                 }

@@ -40,12 +40,15 @@ pub struct MetricSpec {
     pub min: f32,
     /// Highest value the sensor can report.
     pub max: f32,
+    /// The smallest step the sensor reports: every reading is a whole number of these (see
+    /// [`MetricSpec::quantise`]), never coarser than the sensor's noise.
+    pub resolution: f64,
     /// One-line description.
     pub description: &'static str,
 }
 
 macro_rules! metrics {
-    ($( $variant:ident => $name:literal, $unit:literal, $group:ident, $min:literal, $max:literal, $doc:literal; )*) => {
+    ($( $variant:ident => $name:literal, $unit:literal, $group:ident, $min:literal, $max:literal, $resolution:literal, $doc:literal; )*) => {
         /// One named telemetry metric. The discriminant indexes [`TelemetryFrame::values`](super::TelemetryFrame).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         #[repr(u8)]
@@ -55,7 +58,7 @@ macro_rules! metrics {
 
         /// Every metric, in wire order.
         pub const METRICS: &[MetricSpec] = &[
-            $( MetricSpec { name: $name, unit: $unit, group: MetricGroup::$group, min: $min, max: $max, description: $doc }, )*
+            $( MetricSpec { name: $name, unit: $unit, group: MetricGroup::$group, min: $min, max: $max, resolution: $resolution, description: $doc }, )*
         ];
 
         impl Metric {
@@ -66,57 +69,83 @@ macro_rules! metrics {
 }
 
 metrics! {
-    SpeedKph => "speed_kph", "km/h", Powertrain, 0.0, 250.0, "Vehicle speed over ground";
-    EngineRpm => "engine_rpm", "rpm", Powertrain, 0.0, 8000.0, "Engine crankshaft speed";
-    EngineLoadPct => "engine_load_pct", "%", Powertrain, 0.0, 100.0, "Engine torque as a share of the torque available at this rpm";
-    ThrottlePct => "throttle_pct", "%", Powertrain, 0.0, 100.0, "Accelerator pedal position";
-    BrakePedalPct => "brake_pedal_pct", "%", Powertrain, 0.0, 100.0, "Brake pedal position";
-    Gear => "gear", "-", Powertrain, 0.0, 8.0, "Engaged gear (0 = neutral)";
-    EnginePowerKw => "engine_power_kw", "kW", Powertrain, -50.0, 600.0, "Engine output power";
-    CoolantTempC => "coolant_temp_c", "°C", Thermal, -40.0, 150.0, "Engine coolant temperature";
-    OilTempC => "oil_temp_c", "°C", Thermal, -40.0, 180.0, "Engine oil temperature";
-    IntakeAirTempC => "intake_air_temp_c", "°C", Thermal, -40.0, 120.0, "Intake manifold air temperature";
-    TransmissionTempC => "transmission_temp_c", "°C", Thermal, -40.0, 160.0, "Transmission fluid temperature";
-    OilPressureKpa => "oil_pressure_kpa", "kPa", Fluids, 0.0, 800.0, "Engine oil gallery pressure";
-    CoolantLevelPct => "coolant_level_pct", "%", Fluids, 0.0, 100.0, "Coolant expansion tank level";
-    FuelLevelPct => "fuel_level_pct", "%", Fluids, 0.0, 100.0, "Fuel tank level";
-    FuelRateLph => "fuel_rate_lph", "L/h", Fluids, 0.0, 150.0, "Instantaneous fuel consumption";
-    BatteryVoltageV => "battery_voltage_v", "V", Electrical, 0.0, 32.0, "Battery terminal voltage (24 V system)";
-    BatteryCurrentA => "battery_current_a", "A", Electrical, -600.0, 300.0, "Battery current, positive when charging";
-    BatterySocPct => "battery_soc_pct", "%", Electrical, 0.0, 100.0, "Battery state of charge";
-    BatteryTempC => "battery_temp_c", "°C", Electrical, -40.0, 90.0, "Battery pack temperature";
-    BatteryResistanceMohm => "battery_resistance_mohm", "mΩ", Electrical, 0.0, 200.0, "Estimated battery internal resistance";
-    BrakePadFrontMm => "brake_pad_front_mm", "mm", Brakes, 0.0, 25.0, "Front brake pad thickness";
-    BrakePadRearMm => "brake_pad_rear_mm", "mm", Brakes, 0.0, 25.0, "Rear brake pad thickness";
-    BrakeTempFrontC => "brake_temp_front_c", "°C", Brakes, -40.0, 900.0, "Front brake disc temperature";
-    BrakeTempRearC => "brake_temp_rear_c", "°C", Brakes, -40.0, 900.0, "Rear brake disc temperature";
-    TyrePressureFlKpa => "tyre_pressure_fl_kpa", "kPa", Tyres, 0.0, 1200.0, "Front-left tyre pressure";
-    TyrePressureFrKpa => "tyre_pressure_fr_kpa", "kPa", Tyres, 0.0, 1200.0, "Front-right tyre pressure";
-    TyrePressureRlKpa => "tyre_pressure_rl_kpa", "kPa", Tyres, 0.0, 1200.0, "Rear-left tyre pressure";
-    TyrePressureRrKpa => "tyre_pressure_rr_kpa", "kPa", Tyres, 0.0, 1200.0, "Rear-right tyre pressure";
-    TyreTempFlC => "tyre_temp_fl_c", "°C", Tyres, -40.0, 200.0, "Front-left tyre temperature";
-    TyreTempFrC => "tyre_temp_fr_c", "°C", Tyres, -40.0, 200.0, "Front-right tyre temperature";
-    TyreTempRlC => "tyre_temp_rl_c", "°C", Tyres, -40.0, 200.0, "Rear-left tyre temperature";
-    TyreTempRrC => "tyre_temp_rr_c", "°C", Tyres, -40.0, 200.0, "Rear-right tyre temperature";
-    VibrationChassisG => "vibration_chassis_g", "g", Vibration, 0.0, 20.0, "Chassis vibration, RMS";
-    VibrationEngineG => "vibration_engine_g", "g", Vibration, 0.0, 20.0, "Engine block vibration, RMS";
-    VibrationWheelFlG => "vibration_wheel_fl_g", "g", Vibration, 0.0, 20.0, "Front-left hub vibration, RMS";
-    VibrationWheelFrG => "vibration_wheel_fr_g", "g", Vibration, 0.0, 20.0, "Front-right hub vibration, RMS";
-    VibrationWheelRlG => "vibration_wheel_rl_g", "g", Vibration, 0.0, 20.0, "Rear-left hub vibration, RMS";
-    VibrationWheelRrG => "vibration_wheel_rr_g", "g", Vibration, 0.0, 20.0, "Rear-right hub vibration, RMS";
-    PositionXM => "position_x_m", "m", Position, -100000.0, 100000.0, "East position in the world frame";
-    PositionZM => "position_z_m", "m", Position, -100000.0, 100000.0, "South position in the world frame";
-    AltitudeM => "altitude_m", "m", Position, -500.0, 5000.0, "Altitude above sea level";
-    HeadingDeg => "heading_deg", "°", Position, 0.0, 360.0, "Heading, clockwise from north";
-    AccelLongG => "accel_long_g", "g", Position, -3.0, 3.0, "Longitudinal acceleration";
-    AccelLatG => "accel_lat_g", "g", Position, -3.0, 3.0, "Lateral acceleration";
-    YawRateDps => "yaw_rate_dps", "°/s", Position, -180.0, 180.0, "Yaw rate";
-    GradePct => "grade_pct", "%", Position, -40.0, 40.0, "Road grade along the heading, positive uphill";
-    OdometerKm => "odometer_km", "km", Position, 0.0, 5000000.0, "Distance travelled";
-    AmbientTempC => "ambient_temp_c", "°C", Environment, -50.0, 60.0, "Outside air temperature";
-    PrecipitationMmH => "precipitation_mm_h", "mm/h", Environment, 0.0, 100.0, "Rain rate at the vehicle";
-    RoadFriction => "road_friction", "μ", Environment, 0.0, 1.2, "Estimated tyre-road friction coefficient";
-    WindSpeedMps => "wind_speed_mps", "m/s", Environment, 0.0, 60.0, "Wind speed";
+    SpeedKph => "speed_kph", "km/h", Powertrain, 0.0, 250.0, 0.2, "Vehicle speed over ground";
+    EngineRpm => "engine_rpm", "rpm", Powertrain, 0.0, 8000.0, 5.0, "Engine crankshaft speed";
+    EngineLoadPct => "engine_load_pct", "%", Powertrain, 0.0, 100.0, 0.1, "Engine torque as a share of the torque available at this rpm";
+    ThrottlePct => "throttle_pct", "%", Powertrain, 0.0, 100.0, 0.02, "Accelerator pedal position";
+    BrakePedalPct => "brake_pedal_pct", "%", Powertrain, 0.0, 100.0, 0.02, "Brake pedal position";
+    Gear => "gear", "-", Powertrain, 0.0, 8.0, 1.0, "Engaged gear (0 = neutral)";
+    EnginePowerKw => "engine_power_kw", "kW", Powertrain, -50.0, 600.0, 0.5, "Engine output power";
+    CoolantTempC => "coolant_temp_c", "°C", Thermal, -40.0, 150.0, 0.1, "Engine coolant temperature";
+    OilTempC => "oil_temp_c", "°C", Thermal, -40.0, 180.0, 0.2, "Engine oil temperature";
+    IntakeAirTempC => "intake_air_temp_c", "°C", Thermal, -40.0, 120.0, 0.1, "Intake manifold air temperature";
+    TransmissionTempC => "transmission_temp_c", "°C", Thermal, -40.0, 160.0, 0.2, "Transmission fluid temperature";
+    OilPressureKpa => "oil_pressure_kpa", "kPa", Fluids, 0.0, 800.0, 0.5, "Engine oil gallery pressure";
+    CoolantLevelPct => "coolant_level_pct", "%", Fluids, 0.0, 100.0, 0.1, "Coolant expansion tank level";
+    FuelLevelPct => "fuel_level_pct", "%", Fluids, 0.0, 100.0, 0.02, "Fuel tank level";
+    FuelRateLph => "fuel_rate_lph", "L/h", Fluids, 0.0, 150.0, 0.1, "Instantaneous fuel consumption";
+    BatteryVoltageV => "battery_voltage_v", "V", Electrical, 0.0, 32.0, 0.02, "Battery terminal voltage (24 V system)";
+    BatteryCurrentA => "battery_current_a", "A", Electrical, -600.0, 300.0, 0.5, "Battery current, positive when charging";
+    BatterySocPct => "battery_soc_pct", "%", Electrical, 0.0, 100.0, 0.1, "Battery state of charge";
+    BatteryTempC => "battery_temp_c", "°C", Electrical, -40.0, 90.0, 0.1, "Battery pack temperature";
+    BatteryResistanceMohm => "battery_resistance_mohm", "mΩ", Electrical, 0.0, 200.0, 0.2, "Estimated battery internal resistance";
+    BrakePadFrontMm => "brake_pad_front_mm", "mm", Brakes, 0.0, 25.0, 0.005, "Front brake pad thickness";
+    BrakePadRearMm => "brake_pad_rear_mm", "mm", Brakes, 0.0, 25.0, 0.005, "Rear brake pad thickness";
+    BrakeTempFrontC => "brake_temp_front_c", "°C", Brakes, -40.0, 900.0, 0.5, "Front brake disc temperature";
+    BrakeTempRearC => "brake_temp_rear_c", "°C", Brakes, -40.0, 900.0, 0.5, "Rear brake disc temperature";
+    TyrePressureFlKpa => "tyre_pressure_fl_kpa", "kPa", Tyres, 0.0, 1200.0, 1.0, "Front-left tyre pressure";
+    TyrePressureFrKpa => "tyre_pressure_fr_kpa", "kPa", Tyres, 0.0, 1200.0, 1.0, "Front-right tyre pressure";
+    TyrePressureRlKpa => "tyre_pressure_rl_kpa", "kPa", Tyres, 0.0, 1200.0, 1.0, "Rear-left tyre pressure";
+    TyrePressureRrKpa => "tyre_pressure_rr_kpa", "kPa", Tyres, 0.0, 1200.0, 1.0, "Rear-right tyre pressure";
+    TyreTempFlC => "tyre_temp_fl_c", "°C", Tyres, -40.0, 200.0, 0.2, "Front-left tyre temperature";
+    TyreTempFrC => "tyre_temp_fr_c", "°C", Tyres, -40.0, 200.0, 0.2, "Front-right tyre temperature";
+    TyreTempRlC => "tyre_temp_rl_c", "°C", Tyres, -40.0, 200.0, 0.2, "Rear-left tyre temperature";
+    TyreTempRrC => "tyre_temp_rr_c", "°C", Tyres, -40.0, 200.0, 0.2, "Rear-right tyre temperature";
+    VibrationChassisG => "vibration_chassis_g", "g", Vibration, 0.0, 20.0, 0.02, "Chassis vibration, RMS";
+    VibrationEngineG => "vibration_engine_g", "g", Vibration, 0.0, 20.0, 0.02, "Engine block vibration, RMS";
+    VibrationWheelFlG => "vibration_wheel_fl_g", "g", Vibration, 0.0, 20.0, 0.02, "Front-left hub vibration, RMS";
+    VibrationWheelFrG => "vibration_wheel_fr_g", "g", Vibration, 0.0, 20.0, 0.02, "Front-right hub vibration, RMS";
+    VibrationWheelRlG => "vibration_wheel_rl_g", "g", Vibration, 0.0, 20.0, 0.02, "Rear-left hub vibration, RMS";
+    VibrationWheelRrG => "vibration_wheel_rr_g", "g", Vibration, 0.0, 20.0, 0.02, "Rear-right hub vibration, RMS";
+    PositionXM => "position_x_m", "m", Position, -100000.0, 100000.0, 0.1, "East position in the world frame";
+    PositionZM => "position_z_m", "m", Position, -100000.0, 100000.0, 0.1, "South position in the world frame";
+    AltitudeM => "altitude_m", "m", Position, -500.0, 5000.0, 5.0, "Altitude above sea level";
+    HeadingDeg => "heading_deg", "°", Position, 0.0, 360.0, 0.2, "Heading, clockwise from north";
+    AccelLongG => "accel_long_g", "g", Position, -3.0, 3.0, 0.005, "Longitudinal acceleration";
+    AccelLatG => "accel_lat_g", "g", Position, -3.0, 3.0, 0.005, "Lateral acceleration";
+    YawRateDps => "yaw_rate_dps", "°/s", Position, -180.0, 180.0, 0.2, "Yaw rate";
+    GradePct => "grade_pct", "%", Position, -40.0, 40.0, 0.05, "Road grade along the heading, positive uphill";
+    OdometerKm => "odometer_km", "km", Position, 0.0, 5000000.0, 0.005, "Distance travelled";
+    AmbientTempC => "ambient_temp_c", "°C", Environment, -50.0, 60.0, 0.1, "Outside air temperature";
+    PrecipitationMmH => "precipitation_mm_h", "mm/h", Environment, 0.0, 100.0, 0.1, "Rain rate at the vehicle";
+    RoadFriction => "road_friction", "μ", Environment, 0.0, 1.2, 0.001, "Estimated tyre-road friction coefficient";
+    WindSpeedMps => "wind_speed_mps", "m/s", Environment, 0.0, 60.0, 0.05, "Wind speed";
+}
+
+impl MetricSpec {
+    /// The whole number of [`resolution`](Self::resolution) steps nearest `value`: what the
+    /// store keeps. `None` for a value that is not a finite number of steps (NaN, infinite, or
+    /// beyond 64 bits).
+    pub fn steps(&self, value: f32) -> Option<i64> {
+        let steps = (f64::from(value) / self.resolution).round();
+        (steps.is_finite() && steps.abs() < 9.0e18).then_some(steps as i64)
+    }
+
+    /// The reading `steps` whole steps stand for.
+    pub fn from_steps(&self, steps: i64) -> f32 {
+        (steps as f64 * self.resolution) as f32
+    }
+
+    /// `value` as the sensor reports it: the nearest whole number of steps. Stored and read
+    /// back, a quantised reading is the same `f32`.
+    pub fn quantise(&self, value: f32) -> f32 {
+        self.steps(value).map_or(value, |steps| self.from_steps(steps))
+    }
+
+    /// Whether every reading in range fits a 16-bit integer of steps (else 32 bits do).
+    pub fn fits_i16(&self) -> bool {
+        self.steps(self.min).is_some_and(|s| s >= i64::from(i16::MIN)) && self.steps(self.max).is_some_and(|s| s <= i64::from(i16::MAX))
+    }
 }
 
 /// Number of metrics in a telemetry frame.
@@ -141,11 +170,18 @@ impl Metric {
 
 /// The metric table as Markdown, as it appears in `docs/TELEMETRY.md`.
 pub fn markdown_table() -> String {
-    let mut out = String::from("| metric | unit | group | min | max | description |\n|---|---|---|---|---|---|\n");
+    let mut out = String::from("| metric | unit | group | min | max | resolution | stored as | description |\n|---|---|---|---|---|---|---|---|\n");
     for spec in METRICS {
         out.push_str(&format!(
-            "| `{}` | {} | {:?} | {} | {} | {} |\n",
-            spec.name, spec.unit, spec.group, spec.min, spec.max, spec.description
+            "| `{}` | {} | {:?} | {} | {} | {} | {} | {} |\n",
+            spec.name,
+            spec.unit,
+            spec.group,
+            spec.min,
+            spec.max,
+            spec.resolution,
+            if spec.fits_i16() { "SMALLINT" } else { "INTEGER" },
+            spec.description
         ));
     }
     out

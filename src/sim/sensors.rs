@@ -20,7 +20,8 @@ pub(super) fn plugin(app: &mut App) {
     app.add_systems(FixedUpdate, (send_heartbeats, announce_status).chain().in_set(SimSystems::Report));
 }
 
-/// Standard deviation of a sensor's noise, as a share of its range.
+/// Standard deviation of a sensor's noise, as a share of its range. A metric's resolution is
+/// never coarser than this (a test checks), so quantising keeps what the noise leaves.
 fn noise_share(metric: Metric) -> f32 {
     match metric {
         Metric::Gear | Metric::OdometerKm | Metric::PositionXM | Metric::PositionZM => 0.0,
@@ -118,8 +119,8 @@ fn sample_telemetry(
             for failure in &faults.0 {
                 value = corrupt_reading(failure, metric, value);
             }
-            // Real sensors saturate at the ends of their range.
-            reading.values[i] = value.clamp(spec.min, spec.max);
+            // Real sensors saturate at the ends of their range, and report in whole steps.
+            reading.values[i] = spec.quantise(value.clamp(spec.min, spec.max));
         }
         sensors.last = Some(reading);
         outbox.send(vehicle.id, Body::Telemetry(Box::new(Telemetry { metrics: reading, truth: truth_of(faults, now) })));
@@ -147,6 +148,24 @@ fn announce_status(mut vehicles: Query<(&Vehicle, &mut Navigation)>, mut outbox:
         if nav.status != nav.announced_status {
             outbox.event(vehicle.id, EventKind::StatusChanged { from: nav.announced_status, to: nav.status });
             nav.announced_status = nav.status;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sim::sensors::noise_share;
+    use crate::model::{METRICS, Metric};
+
+    #[test]
+    fn no_resolution_is_coarser_than_its_sensors_noise_and_quantised_readings_read_back_the_same() {
+        for (spec, &metric) in METRICS.iter().zip(Metric::ALL) {
+            let sigma = f64::from(noise_share(metric) * (spec.max - spec.min));
+            assert!(sigma == 0.0 || spec.resolution <= sigma / 2.0, "{}: resolution {} is coarser than half its noise {sigma}", spec.name, spec.resolution);
+            for value in [spec.min, spec.max, (spec.min + spec.max) / 2.0 + 0.123] {
+                let quantised = spec.quantise(value);
+                assert_eq!(spec.from_steps(spec.steps(quantised).unwrap()), quantised, "{}: {value}", spec.name);
+            }
         }
     }
 }

@@ -47,8 +47,8 @@ enum Kind {
     Int,
     /// DOUBLE PRECISION.
     Float,
-    /// REAL.
-    Real,
+    /// A reading as whole steps of its metric's resolution: SMALLINT or INTEGER.
+    Steps,
     /// TEXT (nullable).
     Text,
     /// JSONB, given as text.
@@ -63,7 +63,8 @@ enum Field<'a> {
     Time(i64),
     Int(i64),
     Float(f64),
-    Real(f32),
+    /// Steps of a reading; `None` when the reading is not a number, which the column refuses.
+    Steps(Option<i64>),
     Text(Option<Cow<'a, str>>),
     Bool(bool),
 }
@@ -89,7 +90,8 @@ impl Table {
                 let array = match kind {
                     Kind::Time | Kind::Int => "INT8[]",
                     Kind::Float => "FLOAT8[]",
-                    Kind::Real => "FLOAT4[]",
+                    // Cast to the column's width on insert: out of its range is refused there.
+                    Kind::Steps => "INT8[]",
                     Kind::Text | Kind::Json => "TEXT[]",
                     Kind::Bool => "BOOL[]",
                 };
@@ -117,7 +119,7 @@ impl Table {
 
 /// The message tables, in the order [`table_of`] numbers them.
 static TABLES: LazyLock<[Table; 7]> = LazyLock::new(|| {
-    let metrics: Vec<(&'static str, Kind)> = METRICS.iter().map(|m| (m.name, Kind::Real)).collect();
+    let metrics: Vec<(&'static str, Kind)> = METRICS.iter().map(|m| (m.name, Kind::Steps)).collect();
     [
         Table::new("telemetry", &metrics),
         Table::new("events", &[("event", Kind::Text), ("detail", Kind::Json)]),
@@ -170,7 +172,7 @@ fn table_of(run_id: i64, row: &Row) -> (usize, Vec<Field<'_>>) {
     }
     match row {
         Row::Telemetry(_, telemetry) => {
-            fields.extend(telemetry.metrics.values.iter().map(|v| Field::Real(*v)));
+            fields.extend(METRICS.iter().zip(&telemetry.metrics.values).map(|(spec, v)| Field::Steps(spec.steps(*v))));
         }
         Row::Event(_, event, detail) => {
             fields.extend([text(event), text(detail)]);
@@ -349,7 +351,7 @@ fn bind_column<'q>(query: Query<'q>, kind: Kind, rows: &[Vec<Field<'_>>], column
     match kind {
         Kind::Time | Kind::Int => query.bind(values.map(|f| if let Field::Int(v) | Field::Time(v) = f { *v } else { 0 }).collect::<Vec<i64>>()),
         Kind::Float => query.bind(values.map(|f| if let Field::Float(v) = f { *v } else { 0.0 }).collect::<Vec<f64>>()),
-        Kind::Real => query.bind(values.map(|f| if let Field::Real(v) = f { *v } else { 0.0 }).collect::<Vec<f32>>()),
+        Kind::Steps => query.bind(values.map(|f| if let Field::Steps(v) = f { *v } else { None }).collect::<Vec<Option<i64>>>()),
         Kind::Text | Kind::Json => query.bind(values.map(|f| if let Field::Text(v) = f { v.as_deref().map(str::to_owned) } else { None }).collect::<Vec<Option<String>>>()),
         Kind::Bool => query.bind(values.map(|f| matches!(f, Field::Bool(true))).collect::<Vec<bool>>()),
     }
@@ -365,11 +367,11 @@ fn copy_line(out: &mut String, fields: &[Field<'_>]) {
             Field::Time(ms) => push_timestamp(out, *ms),
             Field::Int(v) => out.push_str(itoa::Buffer::new().format(*v)),
             Field::Float(v) if v.is_infinite() => out.push_str(if *v > 0.0 { "Infinity" } else { "-Infinity" }),
-            Field::Real(v) if v.is_infinite() => out.push_str(if *v > 0.0 { "Infinity" } else { "-Infinity" }),
             // Shortest text that reads back as the same value (ryu: the formatting is most of
             // the writer's own work on a batch).
             Field::Float(v) => out.push_str(ryu::Buffer::new().format(*v)),
-            Field::Real(v) => out.push_str(ryu::Buffer::new().format(*v)),
+            Field::Steps(Some(v)) => out.push_str(itoa::Buffer::new().format(*v)),
+            Field::Steps(None) => out.push_str("\\N"),
             Field::Bool(v) => out.push(if *v { 't' } else { 'f' }),
             Field::Text(None) => out.push_str("\\N"),
             Field::Text(Some(text)) => {

@@ -131,8 +131,14 @@ fn check_range(run: &StoredRun, from_s: f64, to_s: f64) -> Result<(i64, i64), St
     Ok((super::instant(run.start, from_s.max(0.0)).unix_ms() as i64, super::instant(run.start, to_s.max(0.0)).unix_ms() as i64))
 }
 
+/// The reading `metric` stands for in column `{prefix}{name}`, which holds whole steps of the
+/// metric's resolution: a double, the same value `MetricSpec::from_steps` gives.
+fn reading(prefix: &str, metric: Metric) -> String {
+    format!("({prefix}{} * CAST({} AS DOUBLE PRECISION))", metric.name(), ryu::Buffer::new().format(metric.spec().resolution))
+}
+
 fn metric_columns(prefix: &str, metrics: &[Metric]) -> String {
-    metrics.iter().map(|m| format!("{prefix}{}", m.name())).collect::<Vec<_>>().join(", ")
+    metrics.iter().map(|&m| format!("{} AS {}", reading(prefix, m), m.name())).collect::<Vec<_>>().join(", ")
 }
 
 fn telemetry_columns(metrics: &[Metric]) -> Vec<(String, Show)> {
@@ -192,7 +198,7 @@ pub async fn range(store: &Store, run: &StoredRun, query: &RangeQuery) -> Result
         None => (format!("vehicle_id, sim_time, {}, {}", d.ms("time"), metric_columns("", &query.metrics)), "ORDER BY time", telemetry_columns(&query.metrics)),
         Some(every_s) if every_s > 0.0 => {
             let every_ms = (every_s * 1000.0).round().max(1.0) as i64;
-            let aggregates: Vec<String> = query.metrics.iter().map(|m| format!("MIN({0}), {1}, MAX({0})", m.name(), d.float(&format!("AVG({})", m.name())))).collect();
+            let aggregates: Vec<String> = query.metrics.iter().map(|&m| format!("MIN({0}), {1}, MAX({0})", reading("", m), d.float(&format!("AVG({})", reading("", m))))).collect();
             let select = format!("vehicle_id, MIN(sim_time), ({} - {from_ms}) / {every_ms} * {every_ms} + {from_ms} AS bucket, {}", d.ms("time"), aggregates.join(", "));
             let mut columns = vec![col("vehicle", Show::Vehicle), col("sim_time", Show::Plain), col("time", Show::Time)];
             for metric in &query.metrics {
@@ -446,21 +452,22 @@ pub async fn tsbs(store: &Store, run: &StoredRun, query: Tsbs) -> Result<Answer,
     let id = Param::Int(run.run_id);
     let (metric, only) = match query {
         Tsbs::LastLoc => {
-            let select = format!("t.vehicle_id, t.sim_time, {}, t.position_x_m, t.position_z_m, t.heading_deg", d.ms("t.time"));
+            let select = format!("t.vehicle_id, t.sim_time, {}, {}", d.ms("t.time"), metric_columns("t.", &[Metric::PositionXM, Metric::PositionZM, Metric::HeadingDeg]));
             let rows = latest_frames(store, run, &select, "").await?;
             let mut columns = head_columns();
             columns.extend(["position_x_m", "position_z_m", "heading_deg"].map(|c| col(c, Show::Reading)));
             return Ok(shown(columns, rows));
         }
-        Tsbs::LowFuel => (Metric::FuelLevelPct, "AND t.fuel_level_pct < 10"),
-        Tsbs::HighLoad => (Metric::EngineLoadPct, "AND t.engine_load_pct > 90"),
+        Tsbs::LowFuel => (Metric::FuelLevelPct, format!("AND {} < 10", reading("t.", Metric::FuelLevelPct))),
+        Tsbs::HighLoad => (Metric::EngineLoadPct, format!("AND {} > 90", reading("t.", Metric::EngineLoadPct))),
         Tsbs::StationaryTrucks => {
             let end_ms = super::instant(run.start, run.sim_seconds).unix_ms() as i64;
             let at = d.at();
+            let speed = reading("t.", Metric::SpeedKph);
             let sql = format!(
                 "SELECT t.vehicle_id, v.model, {} FROM telemetry t JOIN vehicles v ON v.run_id = t.run_id AND v.vehicle_id = t.vehicle_id
-                 WHERE t.run_id = ? AND t.time >= {at} GROUP BY t.vehicle_id, v.model HAVING AVG(t.speed_kph) < 1 ORDER BY t.vehicle_id",
-                d.float("AVG(t.speed_kph)")
+                 WHERE t.run_id = ? AND t.time >= {at} GROUP BY t.vehicle_id, v.model HAVING AVG({speed}) < 1 ORDER BY t.vehicle_id",
+                d.float(&format!("AVG({speed})"))
             );
             let rows = store.fetch(&sql, vec![id, Param::Int(end_ms - 600_000)]).await?;
             return Ok(shown(vec![col("vehicle", Show::Vehicle), col("model", Show::Plain), col("mean_speed_kph", Show::Plain)], rows));
@@ -469,7 +476,7 @@ pub async fn tsbs(store: &Store, run: &StoredRun, query: Tsbs) -> Result<Answer,
             let day = format!("({} / 86400000) * 86400000", d.ms("t.time"));
             let sql = format!(
                 "SELECT t.vehicle_id, {day} AS day, {} FROM telemetry t WHERE t.run_id = ? GROUP BY t.vehicle_id, {day} ORDER BY day, t.vehicle_id",
-                d.float("SUM(CASE WHEN t.speed_kph > 1 THEN 1 ELSE 0 END) / 3600.0")
+                d.float(&format!("SUM(CASE WHEN {} > 1 THEN 1 ELSE 0 END) / 3600.0", reading("t.", Metric::SpeedKph)))
             );
             let rows = store.fetch(&sql, vec![id]).await?;
             return Ok(shown(vec![col("vehicle", Show::Vehicle), col("day", Show::Time), col("hours_driven", Show::Plain)], rows));
@@ -481,8 +488,8 @@ pub async fn tsbs(store: &Store, run: &StoredRun, query: Tsbs) -> Result<Answer,
             return Ok(shown(vec![col("hour", Show::Time), col("model", Show::Plain), col("mean_engine_load_pct", Show::Plain)], rows));
         }
     };
-    let select = format!("t.vehicle_id, t.sim_time, {}, v.model, t.{}", d.ms("t.time"), metric.name());
-    let rows = latest_frames(store, run, &select, only).await?;
+    let select = format!("t.vehicle_id, t.sim_time, {}, v.model, {}", d.ms("t.time"), reading("t.", metric));
+    let rows = latest_frames(store, run, &select, &only).await?;
     let mut columns = head_columns();
     columns.extend([col("model", Show::Plain), col(metric.name(), Show::Reading)]);
     Ok(shown(columns, rows))

@@ -183,7 +183,9 @@ async fn insert(tx: &mut Transaction<'_, Sqlite>, run_id: i64, row: &Row) -> Res
     }
     let query = match row {
         Row::Telemetry(key, telemetry) => {
-            telemetry.metrics.values.iter().fold(keyed(TELEMETRY_INSERT.as_str(), run_id, key), |query, value| query.bind(*value))
+            // A reading that is not a number binds NULL, which the column refuses: dead-lettered,
+            // never stored as some other number.
+            METRICS.iter().zip(&telemetry.metrics.values).fold(keyed(TELEMETRY_INSERT.as_str(), run_id, key), |query, (spec, value)| query.bind(spec.steps(*value)))
         }
         Row::Event(key, event, detail) => keyed(
             "INSERT INTO events (time, run_id, vehicle_id, seq, sim_time, wall_time, event, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",

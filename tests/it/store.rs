@@ -72,7 +72,7 @@ fn a_runs_telemetry_all_arrives_and_queries_agree_with_it(url: &str) {
     // Count and content: (vehicle, seq) -> speed, coolant, as sent and as stored.
     let expected: BTreeMap<(i64, i64), (f32, f32)> =
         sent.iter().map(|e| ((i64::from(e.vehicle_id.0), e.seq as i64), (frame(e).metrics.get(Metric::SpeedKph), frame(e).metrics.get(Metric::CoolantTempC)))).collect();
-    let stored: BTreeMap<(i64, i64), (f32, f32)> = block_on(store.fetch("SELECT vehicle_id, seq, speed_kph, coolant_temp_c FROM telemetry WHERE run_id = ?", vec![Param::Int(run.run_id)]))
+    let stored: BTreeMap<(i64, i64), (f32, f32)> = block_on(store.fetch("SELECT vehicle_id, seq, speed_kph, coolant_temp_c FROM telemetry_readings WHERE run_id = ?", vec![Param::Int(run.run_id)]))
         .unwrap()
         .iter()
         .map(|r| ((r[0].as_i64().unwrap(), r[1].as_i64().unwrap()), (r[2].as_f64().unwrap() as f32, r[3].as_f64().unwrap() as f32)))
@@ -253,7 +253,7 @@ fn postgres_migrates_once_and_ignores_redelivery() {
 fn a_refused_row_is_dead_lettered_and_the_rest_lands(url: &str, spoil: impl Fn(&mut Envelope), reason: &str) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(url);
-    let run = one_van_run("refused");
+    let run = one_van_run(&format!("refused: {reason}"));
     let target = block_on(store.register_run(&run)).unwrap();
     let run_id = target.run_id;
     let mut messages = frames(0..40);
@@ -273,7 +273,7 @@ fn a_refused_row_is_dead_lettered_and_the_rest_lands(url: &str, spoil: impl Fn(&
 #[test]
 fn sqlite_dead_letters_a_reading_it_cannot_hold() {
     let dir = tempfile::tempdir().unwrap();
-    // SQLite stores NaN as NULL, which a reading column refuses.
+    // NaN is no number of steps: it binds NULL, which a reading column refuses.
     a_refused_row_is_dead_lettered_and_the_rest_lands(
         &sqlite_url(&dir),
         |e| {
@@ -294,6 +294,22 @@ fn postgres_dead_letters_text_it_cannot_hold() {
         |e| e.body = Body::from(aegis::model::CommandAck { command_id: "C\u{0}1".into(), outcome: aegis::model::CommandOutcome::Accepted, detail: None }),
         "0x00",
     );
+}
+
+#[test]
+fn postgres_dead_letters_a_reading_beyond_its_column_and_nan() {
+    let server = PostgresServer::start();
+    let url = server.database("history");
+    // 10,000 km/h is 50,000 steps of 0.2 km/h: more than a SMALLINT holds.
+    let spoil = |value: f32| {
+        move |e: &mut Envelope| {
+            if let Body::Telemetry(t) = &mut e.body {
+                t.metrics.set(Metric::SpeedKph, value);
+            }
+        }
+    };
+    a_refused_row_is_dead_lettered_and_the_rest_lands(&url, spoil(10_000.0), "out of range for type smallint");
+    a_refused_row_is_dead_lettered_and_the_rest_lands(&url, spoil(f32::NAN), "null value");
 }
 
 #[test]
@@ -413,7 +429,7 @@ fn a_store_process_killed_over_redis_resumes_from_its_group_and_loses_nothing() 
     let store = open(&url);
     let runs = block_on(store.runs()).unwrap();
     assert_eq!(runs.len(), 1, "both store processes stored into the fleet's one run");
-    let stored: BTreeMap<(i64, i64), f32> = block_on(store.fetch("SELECT vehicle_id, seq, speed_kph FROM telemetry", vec![]))
+    let stored: BTreeMap<(i64, i64), f32> = block_on(store.fetch("SELECT vehicle_id, seq, speed_kph FROM telemetry_readings", vec![]))
         .unwrap()
         .iter()
         .map(|r| ((r[0].as_i64().unwrap(), r[1].as_i64().unwrap()), r[2].as_f64().unwrap() as f32))
