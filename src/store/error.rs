@@ -31,6 +31,9 @@ pub enum StoreError {
     /// Redis, as the store process's feed, failed.
     #[error("redis: {0}")]
     Redis(String),
+    /// A compacted segment of telemetry could not be read back.
+    #[error("compacted telemetry segment: {0}")]
+    Segment(String),
     /// The background writer stopped.
     #[error("the store writer stopped: {0}")]
     WriterGone(String),

@@ -11,10 +11,13 @@
 //! the shared SQL of [`sql`].
 
 mod error;
+pub mod frames;
 pub mod from_redis;
+pub mod lifecycle;
 mod postgres;
 pub mod query;
 mod rows;
+pub mod segment;
 mod spool;
 mod sql;
 mod sqlite;
@@ -81,8 +84,8 @@ pub struct Written {
 }
 
 /// Every table with rows of a run, the run itself last.
-const RUN_TABLES: [&str; 12] =
-    ["telemetry", "events", "heartbeats", "alerts", "commands", "command_acks", "presence", "failures", "fleet_hourly", "dead_letters", "vehicles", "runs"];
+const RUN_TABLES: [&str; 13] =
+    ["telemetry", "telemetry_segments", "events", "heartbeats", "alerts", "commands", "command_acks", "presence", "failures", "fleet_hourly", "dead_letters", "vehicles", "runs"];
 
 /// An open store, of either backend.
 #[derive(Clone)]
@@ -168,22 +171,27 @@ impl Store {
             })
             .collect();
         self.execute_all(statements).await?;
-        Ok(RunTarget { run_id, name: run.name.clone(), models: run.vehicles.iter().map(|(_, model, _)| rows::wire_name(model)).collect() })
+        Ok(RunTarget { run_id, name: run.name.clone(), start: run.start, models: run.vehicles.iter().map(|(_, model, _)| rows::wire_name(model)).collect() })
     }
 
     /// The columns of `runs` that [`stored_run`] reads, with its latest telemetry time.
     fn run_columns(&self) -> String {
         let d = self.dialect();
+        // The later of the raw rows' and the segments' latest times (either may be missing).
+        let raw = format!("(SELECT {} FROM telemetry t WHERE t.run_id = r.run_id)", d.ms("MAX(t.time)"));
+        let compacted = format!("(SELECT {} FROM telemetry_segments s WHERE s.run_id = r.run_id)", d.ms("MAX(s.end_time)"));
         format!(
-            "r.run_id, r.name, r.scenario, r.seed, r.fleet, {}, (SELECT {} FROM telemetry t WHERE t.run_id = r.run_id)",
+            "r.run_id, r.name, r.scenario, r.seed, r.fleet, {}, CASE WHEN {compacted} IS NULL OR {raw} >= {compacted} THEN {raw} ELSE {compacted} END",
             d.ms("r.start_time"),
-            d.ms("MAX(t.time)")
         )
     }
 
     /// Every run in the database, oldest first, with its telemetry row count.
     pub async fn runs(&self) -> Result<Vec<RunListing>, StoreError> {
-        let sql = format!("SELECT {}, (SELECT COUNT(*) FROM telemetry t WHERE t.run_id = r.run_id) FROM runs r ORDER BY r.run_id", self.run_columns());
+        let sql = format!(
+            "SELECT {}, (SELECT COUNT(*) FROM telemetry t WHERE t.run_id = r.run_id) + (SELECT COALESCE(SUM(s.frames), 0) FROM telemetry_segments s WHERE s.run_id = r.run_id) FROM runs r ORDER BY r.run_id",
+            self.run_columns()
+        );
         let rows = self.fetch(&sql, vec![]).await?;
         Ok(rows.iter().map(|r| RunListing { run: stored_run(r), telemetry_rows: r[7].as_i64().unwrap_or(0) }).collect())
     }
@@ -210,7 +218,7 @@ impl Store {
             }
             models[index] = model.to_owned();
         }
-        Ok(RunTarget { run_id: run.run_id, name: run.name.clone(), models })
+        Ok(RunTarget { run_id: run.run_id, name: run.name.clone(), start: run.start, models })
     }
 
     /// Removes run `name` and every row of it, in one transaction. Returns whether there was

@@ -4,6 +4,10 @@
 
 use serde::Serialize;
 
+use std::collections::BTreeMap;
+
+use super::frames;
+use super::segment::Frame;
 use super::sql::Cell;
 use super::{Dialect, Param, Store, StoreError, StoredRun};
 use crate::model::{Component, Metric, Severity, VehicleId, WallTime};
@@ -131,41 +135,23 @@ fn check_range(run: &StoredRun, from_s: f64, to_s: f64) -> Result<(i64, i64), St
     Ok((super::instant(run.start, from_s.max(0.0)).unix_ms() as i64, super::instant(run.start, to_s.max(0.0)).unix_ms() as i64))
 }
 
-/// The reading `metric` stands for in column `{prefix}{name}`, which holds whole steps of the
-/// metric's resolution: a double, the same value `MetricSpec::from_steps` gives.
-fn reading(prefix: &str, metric: Metric) -> String {
-    format!("({prefix}{} * CAST({} AS DOUBLE PRECISION))", metric.name(), ryu::Buffer::new().format(metric.spec().resolution))
-}
-
-fn metric_columns(prefix: &str, metrics: &[Metric]) -> String {
-    metrics.iter().map(|&m| format!("{} AS {}", reading(prefix, m), m.name())).collect::<Vec<_>>().join(", ")
-}
-
 fn telemetry_columns(metrics: &[Metric]) -> Vec<(String, Show)> {
     let mut columns = vec![col("vehicle", Show::Vehicle), col("sim_time", Show::Plain), col("time", Show::Time)];
     columns.extend(metrics.iter().map(|m| col(m.name(), Show::Reading)));
     columns
 }
 
-/// Each vehicle's latest frame in `run`: one index lookup per vehicle, however long the run.
-/// `only` further narrows the frames (`AND ...`, from our own text).
-async fn latest_frames(store: &Store, run: &StoredRun, select: &str, only: &str) -> Result<Vec<Vec<Cell>>, StoreError> {
-    // Each vehicle's latest time first, then one lookup per vehicle: SQLite's CROSS JOIN keeps
-    // that order (left to itself, SQLite 3.51 walks the run's whole telemetry instead).
-    let sql = format!(
-        "WITH last AS MATERIALIZED (
-            SELECT v.vehicle_id, v.model, (SELECT MAX(l.time) FROM telemetry l WHERE l.run_id = v.run_id AND l.vehicle_id = v.vehicle_id) AS time
-            FROM vehicles v WHERE v.run_id = ?)
-         SELECT {select} FROM last v CROSS JOIN telemetry t
-         WHERE t.run_id = ? AND t.vehicle_id = v.vehicle_id AND t.time = v.time {only} ORDER BY v.vehicle_id"
-    );
-    store.fetch(&sql, vec![Param::Int(run.run_id), Param::Int(run.run_id)]).await
+/// A frame as cells: vehicle, sim time, time, then the readings of `metrics`.
+fn frame_cells(vehicle: i64, frame: &Frame, metrics: &[Metric]) -> Vec<Cell> {
+    let mut cells = vec![Cell::from(vehicle), Cell::from(frame.sim_time), Cell::from(frame.time_ms)];
+    cells.extend(metrics.iter().map(|&m| Cell::from(frames::reading(frame, m))));
+    cells
 }
 
 /// Each vehicle's latest telemetry in `run`: time, vehicle and the chosen metrics.
 pub async fn latest(store: &Store, run: &StoredRun, metrics: &[Metric]) -> Result<Answer, StoreError> {
-    let select = format!("t.vehicle_id, t.sim_time, {}, {}", store.dialect().ms("t.time"), metric_columns("t.", metrics));
-    Ok(shown(telemetry_columns(metrics), latest_frames(store, run, &select, "").await?))
+    let rows = frames::latest(store, run.run_id).await?.iter().map(|(vehicle, frame)| frame_cells(*vehicle, frame, metrics)).collect();
+    Ok(shown(telemetry_columns(metrics), rows))
 }
 
 /// How a range of telemetry is read back.
@@ -187,31 +173,94 @@ pub struct RangeQuery {
     pub offset: u32,
 }
 
-/// One vehicle's telemetry over a range, raw or bucketed, a page at a time.
+/// One vehicle's telemetry over a range, raw or bucketed, a page at a time: raw rows and
+/// compacted segments alike.
 pub async fn range(store: &Store, run: &StoredRun, query: &RangeQuery) -> Result<Answer, StoreError> {
     let (from_ms, to_ms) = check_range(run, query.from_s, query.to_s)?;
     let vehicle = check_vehicle(run, query.vehicle)?;
-    let d = store.dialect();
-    // The two shapes differ only in what they select and how they group; the numbers written
-    // into the text are computed here, never taken from input.
-    let (select, order, columns) = match query.every_s {
-        None => (format!("vehicle_id, sim_time, {}, {}", d.ms("time"), metric_columns("", &query.metrics)), "ORDER BY time", telemetry_columns(&query.metrics)),
-        Some(every_s) if every_s > 0.0 => {
-            let every_ms = (every_s * 1000.0).round().max(1.0) as i64;
-            let aggregates: Vec<String> = query.metrics.iter().map(|&m| format!("MIN({0}), {1}, MAX({0})", reading("", m), d.float(&format!("AVG({})", reading("", m))))).collect();
-            let select = format!("vehicle_id, MIN(sim_time), ({} - {from_ms}) / {every_ms} * {every_ms} + {from_ms} AS bucket, {}", d.ms("time"), aggregates.join(", "));
-            let mut columns = vec![col("vehicle", Show::Vehicle), col("sim_time", Show::Plain), col("time", Show::Time)];
-            for metric in &query.metrics {
-                columns.extend(["min", "avg", "max"].map(|s| col(&format!("{}_{s}", metric.name()), Show::Reading)));
-            }
-            (select, "GROUP BY vehicle_id, bucket ORDER BY bucket", columns)
+    let (limit, offset) = (query.limit as usize, query.offset as usize);
+    let every_s = match query.every_s {
+        None => {
+            let frames = frames::range(store, run.run_id, vehicle, from_ms, to_ms, &query.metrics, offset + limit).await?;
+            let rows = frames.iter().skip(offset).map(|frame| frame_cells(vehicle, frame, &query.metrics)).collect();
+            return Ok(shown(telemetry_columns(&query.metrics), rows));
         }
+        Some(every_s) if every_s > 0.0 => every_s,
         Some(every_s) => return Err(StoreError::query(format!("--every must be a positive duration, not {every_s} s"))),
     };
+    let every_ms = (every_s * 1000.0).round().max(1.0) as i64;
+    let buckets = buckets(store, run.run_id, vehicle, (from_ms, to_ms), every_ms, &query.metrics).await?;
+    let mut columns = vec![col("vehicle", Show::Vehicle), col("sim_time", Show::Plain), col("time", Show::Time)];
+    for metric in &query.metrics {
+        columns.extend(["min", "avg", "max"].map(|s| col(&format!("{}_{s}", metric.name()), Show::Reading)));
+    }
+    let rows = buckets
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|(start, bucket)| {
+            let mut cells = vec![Cell::from(vehicle), Cell::from(bucket.first_sim_time), Cell::from(*start)];
+            for (metric, (min, sum, max)) in query.metrics.iter().zip(&bucket.metrics) {
+                let resolution = metric.spec().resolution;
+                cells.extend([*min as f64 * resolution, *sum as f64 / bucket.frames as f64 * resolution, *max as f64 * resolution].map(Cell::from));
+            }
+            cells
+        })
+        .collect();
+    Ok(shown(columns, rows))
+}
+
+/// One bucket of a vehicle's telemetry: its first sim time, frames, and per metric the
+/// least, summed and greatest steps.
+struct Bucket {
+    first_sim_time: f64,
+    frames: i64,
+    metrics: Vec<(i64, i64, i64)>,
+}
+
+impl Bucket {
+    fn merge(&mut self, other: Bucket) {
+        self.first_sim_time = self.first_sim_time.min(other.first_sim_time);
+        self.frames += other.frames;
+        for (mine, theirs) in self.metrics.iter_mut().zip(other.metrics) {
+            *mine = (mine.0.min(theirs.0), mine.1 + theirs.1, mine.2.max(theirs.2));
+        }
+    }
+}
+
+/// A vehicle's telemetry in `[from, to)` in buckets of `every_ms` from `from`, by the bucket's
+/// start: the raw rows summed by the engine, compacted frames here.
+async fn buckets(store: &Store, run_id: i64, vehicle: i64, (from_ms, to_ms): (i64, i64), every_ms: i64, metrics: &[Metric]) -> Result<BTreeMap<i64, Bucket>, StoreError> {
+    let d = store.dialect();
     let at = d.at();
-    let sql = format!("SELECT {select} FROM telemetry WHERE run_id = ? AND vehicle_id = ? AND time >= {at} AND time < {at} {order} LIMIT ? OFFSET ?");
-    let params = vec![Param::Int(run.run_id), Param::Int(vehicle), Param::Int(from_ms), Param::Int(to_ms), Param::Int(query.limit.into()), Param::Int(query.offset.into())];
-    Ok(shown(columns, store.fetch(&sql, params).await?))
+    // The numbers written into the text are computed here, never taken from input.
+    let aggregates: Vec<String> = metrics.iter().map(|m| format!("MIN({0}), {1}, MAX({0})", m.name(), d.int(&format!("SUM({})", m.name())))).collect();
+    let sql = format!(
+        "SELECT ({} - {from_ms}) / {every_ms} * {every_ms} + {from_ms} AS bucket, MIN(sim_time), COUNT(*), {} FROM telemetry
+         WHERE run_id = ? AND vehicle_id = ? AND time >= {at} AND time < {at} GROUP BY bucket",
+        d.ms("time"),
+        aggregates.join(", ")
+    );
+    let mut buckets = BTreeMap::new();
+    let int = |cell: &Cell| cell.as_i64().unwrap_or_default();
+    for row in store.fetch(&sql, vec![Param::Int(run_id), Param::Int(vehicle), Param::Int(from_ms), Param::Int(to_ms)]).await? {
+        let metrics = (0..metrics.len()).map(|i| (int(&row[3 + 3 * i]), int(&row[4 + 3 * i]), int(&row[5 + 3 * i]))).collect();
+        buckets.insert(int(&row[0]), Bucket { first_sim_time: row[1].as_f64().unwrap_or_default(), frames: int(&row[2]), metrics });
+    }
+    for (_, frames) in frames::compacted(store, run_id, Some(vehicle), from_ms, to_ms).await? {
+        for frame in frames {
+            let steps = metrics.iter().map(|&m| frame.steps[m as usize]);
+            let one = Bucket { first_sim_time: frame.sim_time, frames: 1, metrics: steps.map(|s| (s, s, s)).collect() };
+            let start = (frame.time_ms - from_ms).div_euclid(every_ms) * every_ms + from_ms;
+            match buckets.entry(start) {
+                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(one),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(one);
+                }
+            }
+        }
+    }
+    Ok(buckets)
 }
 
 /// Which rows of a history: a vehicle, a span of simulated time, a page.
@@ -446,39 +495,65 @@ pub enum Tsbs {
     AvgLoad,
 }
 
-/// One of the TSBS IoT queries on `run`.
+/// One of the TSBS IoT queries on `run`, over raw rows and compacted segments alike.
 pub async fn tsbs(store: &Store, run: &StoredRun, query: Tsbs) -> Result<Answer, StoreError> {
     let d = store.dialect();
     let id = Param::Int(run.run_id);
-    let (metric, only) = match query {
+    let speed = Metric::SpeedKph;
+    let (metric, keep): (Metric, fn(f64) -> bool) = match query {
         Tsbs::LastLoc => {
-            let select = format!("t.vehicle_id, t.sim_time, {}, {}", d.ms("t.time"), metric_columns("t.", &[Metric::PositionXM, Metric::PositionZM, Metric::HeadingDeg]));
-            let rows = latest_frames(store, run, &select, "").await?;
+            let located = [Metric::PositionXM, Metric::PositionZM, Metric::HeadingDeg];
+            let rows = frames::latest(store, run.run_id).await?.iter().map(|(vehicle, frame)| frame_cells(*vehicle, frame, &located)).collect();
             let mut columns = head_columns();
-            columns.extend(["position_x_m", "position_z_m", "heading_deg"].map(|c| col(c, Show::Reading)));
+            columns.extend(located.map(|m| col(m.name(), Show::Reading)));
             return Ok(shown(columns, rows));
         }
-        Tsbs::LowFuel => (Metric::FuelLevelPct, format!("AND {} < 10", reading("t.", Metric::FuelLevelPct))),
-        Tsbs::HighLoad => (Metric::EngineLoadPct, format!("AND {} > 90", reading("t.", Metric::EngineLoadPct))),
+        Tsbs::LowFuel => (Metric::FuelLevelPct, |fuel| fuel < 10.0),
+        Tsbs::HighLoad => (Metric::EngineLoadPct, |load| load > 90.0),
         Tsbs::StationaryTrucks => {
             let end_ms = super::instant(run.start, run.sim_seconds).unix_ms() as i64;
+            let from_ms = end_ms - 600_000;
             let at = d.at();
-            let speed = reading("t.", Metric::SpeedKph);
-            let sql = format!(
-                "SELECT t.vehicle_id, v.model, {} FROM telemetry t JOIN vehicles v ON v.run_id = t.run_id AND v.vehicle_id = t.vehicle_id
-                 WHERE t.run_id = ? AND t.time >= {at} GROUP BY t.vehicle_id, v.model HAVING AVG({speed}) < 1 ORDER BY t.vehicle_id",
-                d.float(&format!("AVG({speed})"))
-            );
-            let rows = store.fetch(&sql, vec![id, Param::Int(end_ms - 600_000)]).await?;
+            let sql = format!("SELECT vehicle_id, {}, COUNT(*) FROM telemetry WHERE run_id = ? AND time >= {at} GROUP BY vehicle_id", d.int(&format!("SUM({})", speed.name())));
+            let mut sums: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+            for row in store.fetch(&sql, vec![id, Param::Int(from_ms)]).await? {
+                sums.insert(row[0].as_i64().unwrap_or_default(), (row[1].as_i64().unwrap_or_default(), row[2].as_i64().unwrap_or_default()));
+            }
+            for (vehicle, frames) in frames::compacted(store, run.run_id, None, from_ms, frames::ALL_TIME.1).await? {
+                let sum = sums.entry(vehicle).or_default();
+                for frame in frames {
+                    *sum = (sum.0 + frame.steps[speed as usize], sum.1 + 1);
+                }
+            }
+            let models = models(store, run).await?;
+            let rows = sums
+                .into_iter()
+                .filter(|(_, (_, n))| *n > 0)
+                .map(|(vehicle, (sum, n))| (vehicle, sum as f64 / n as f64 * speed.spec().resolution))
+                .filter(|(_, mean)| *mean < 1.0)
+                .map(|(vehicle, mean)| vec![Cell::from(vehicle), Cell::from(models.get(&vehicle).cloned().unwrap_or_default()), Cell::from(mean)])
+                .collect();
             return Ok(shown(vec![col("vehicle", Show::Vehicle), col("model", Show::Plain), col("mean_speed_kph", Show::Plain)], rows));
         }
         Tsbs::DailyActivity => {
-            let day = format!("({} / 86400000) * 86400000", d.ms("t.time"));
+            // Steps above 1 km/h, so the engine compares integers.
+            let moving = (1.0 / speed.spec().resolution).floor() as i64;
+            let day = format!("({} / 86400000) * 86400000", d.ms("time"));
             let sql = format!(
-                "SELECT t.vehicle_id, {day} AS day, {} FROM telemetry t WHERE t.run_id = ? GROUP BY t.vehicle_id, {day} ORDER BY day, t.vehicle_id",
-                d.float(&format!("SUM(CASE WHEN {} > 1 THEN 1 ELSE 0 END) / 3600.0", reading("t.", Metric::SpeedKph)))
+                "SELECT vehicle_id, {day} AS day, SUM(CASE WHEN {} > {moving} THEN 1 ELSE 0 END) FROM telemetry WHERE run_id = ? GROUP BY vehicle_id, {day}",
+                speed.name()
             );
-            let rows = store.fetch(&sql, vec![id]).await?;
+            let mut seconds: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+            for row in store.fetch(&sql, vec![id]).await? {
+                *seconds.entry((row[1].as_i64().unwrap_or_default(), row[0].as_i64().unwrap_or_default())).or_default() += row[2].as_i64().unwrap_or_default();
+            }
+            for (vehicle, frames) in frames::compacted(store, run.run_id, None, frames::ALL_TIME.0, frames::ALL_TIME.1).await? {
+                for frame in frames {
+                    let driving = i64::from(frame.steps[speed as usize] > moving);
+                    *seconds.entry((frame.time_ms.div_euclid(86_400_000) * 86_400_000, vehicle)).or_default() += driving;
+                }
+            }
+            let rows = seconds.into_iter().map(|((day, vehicle), s)| vec![Cell::from(vehicle), Cell::from(day), Cell::from(s as f64 / 3600.0)]).collect();
             return Ok(shown(vec![col("vehicle", Show::Vehicle), col("day", Show::Time), col("hours_driven", Show::Plain)], rows));
         }
         Tsbs::AvgLoad => {
@@ -488,9 +563,24 @@ pub async fn tsbs(store: &Store, run: &StoredRun, query: Tsbs) -> Result<Answer,
             return Ok(shown(vec![col("hour", Show::Time), col("model", Show::Plain), col("mean_engine_load_pct", Show::Plain)], rows));
         }
     };
-    let select = format!("t.vehicle_id, t.sim_time, {}, v.model, {}", d.ms("t.time"), reading("t.", metric));
-    let rows = latest_frames(store, run, &select, &only).await?;
+    let models = models(store, run).await?;
+    let rows = frames::latest(store, run.run_id)
+        .await?
+        .iter()
+        .filter(|(_, frame)| keep(frames::reading(frame, metric)))
+        .map(|(vehicle, frame)| {
+            let mut cells = frame_cells(*vehicle, frame, &[]);
+            cells.extend([Cell::from(models.get(vehicle).cloned().unwrap_or_default()), Cell::from(frames::reading(frame, metric))]);
+            cells
+        })
+        .collect();
     let mut columns = head_columns();
     columns.extend([col("model", Show::Plain), col(metric.name(), Show::Reading)]);
     Ok(shown(columns, rows))
+}
+
+/// Each vehicle's model in `run`, by vehicle number.
+async fn models(store: &Store, run: &StoredRun) -> Result<BTreeMap<i64, String>, StoreError> {
+    let rows = store.fetch("SELECT vehicle_id, model FROM vehicles WHERE run_id = ?", vec![Param::Int(run.run_id)]).await?;
+    Ok(rows.iter().filter_map(|r| Some((r[0].as_i64()?, r[1].as_str()?.to_owned()))).collect())
 }

@@ -116,6 +116,8 @@ pub struct RunTarget {
     pub run_id: i64,
     /// The run's name: what a spool file names, since numbers differ between databases.
     pub name: String,
+    /// The simulated instant of its simulation time 0.
+    pub start: crate::model::WallTime,
     /// Model wire names by vehicle number less one.
     pub models: Vec<String>,
 }

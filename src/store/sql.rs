@@ -55,6 +55,14 @@ impl Dialect {
         }
     }
 
+    /// A BLOB or BYTEA column as hexadecimal text (answers carry numbers and text only).
+    pub fn hex(self, column: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("hex({column})"),
+            Dialect::Postgres => format!("encode({column}, 'hex')"),
+        }
+    }
+
     /// A JSON column as text.
     pub fn json(self, column: &str) -> String {
         match self {
@@ -93,6 +101,8 @@ pub enum Param {
     Float(f64),
     /// Text.
     Text(String),
+    /// Bytes (a BLOB or BYTEA).
+    Bytes(Vec<u8>),
     /// SQL NULL.
     Null,
 }

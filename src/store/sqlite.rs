@@ -151,6 +151,7 @@ fn bound<'q>(query: Query<'q>, params: &[Param]) -> Query<'q> {
         Param::Int(v) => query.bind(*v),
         Param::Float(v) => query.bind(*v),
         Param::Text(v) => query.bind(v.clone()),
+        Param::Bytes(v) => query.bind(v.clone()),
         Param::Null => query.bind(None::<i64>),
     })
 }

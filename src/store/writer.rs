@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::RecvTimeoutError;
 use serde::Serialize;
 
+use super::lifecycle::{self, LifecycleSettings};
 use super::spool::Spool;
 use super::{Batch, DeadLetter, Row, RunInfo, RunTarget, Store, StoreError};
 use crate::bus::Subscription;
@@ -38,6 +39,8 @@ pub struct WriterSettings {
     pub spool: Option<PathBuf>,
     /// Longest wait between two tries of an unreachable database.
     pub max_backoff: Duration,
+    /// When raw telemetry is compacted (simulated time); never when `None`.
+    pub lifecycle: Option<LifecycleSettings>,
     /// At the end, how long to wait for an unreachable database to take the spool before
     /// leaving it for the next writer on that database (see [`replay_leftovers`]).
     pub drain_timeout: Duration,
@@ -45,7 +48,7 @@ pub struct WriterSettings {
 
 impl Default for WriterSettings {
     fn default() -> Self {
-        Self { batch_rows: 5_000, batch_age: Duration::from_millis(200), spool: None, max_backoff: Duration::from_secs(5), drain_timeout: Duration::from_secs(120) }
+        Self { batch_rows: 5_000, batch_age: Duration::from_millis(200), spool: None, max_backoff: Duration::from_secs(5), lifecycle: Some(LifecycleSettings::default()), drain_timeout: Duration::from_secs(120) }
     }
 }
 
@@ -98,6 +101,8 @@ pub struct WriterStatus {
     retried: AtomicU64,
     rejected: AtomicU64,
     spool_waiting: AtomicU64,
+    compacted: AtomicU64,
+    segments: AtomicU64,
     /// Simulation time of the latest committed row, as f64 bits.
     stored_sim_time: AtomicU64,
     /// Simulation time of the latest row committed or spooled, as f64 bits.
@@ -126,6 +131,10 @@ pub struct WriterFigures {
     pub rejected: u64,
     /// Rows in the spool now.
     pub spool_waiting: u64,
+    /// Raw rows compacted into segments.
+    pub compacted: u64,
+    /// Segments written.
+    pub segments: u64,
     /// Simulation time of the latest committed row.
     pub stored_sim_time: f64,
 }
@@ -134,8 +143,8 @@ impl WriterFigures {
     /// The counters in one short line, for progress output.
     pub fn line(&self) -> String {
         format!(
-            "store: stored {} spooled {} replayed {} retried {} rejected {} duplicates {}",
-            self.stored, self.spooled, self.replayed, self.retried, self.rejected, self.duplicates
+            "store: stored {} spooled {} replayed {} retried {} rejected {} duplicates {} compacted {}",
+            self.stored, self.spooled, self.replayed, self.retried, self.rejected, self.duplicates, self.compacted
         )
     }
 }
@@ -163,6 +172,8 @@ impl WriterStatus {
             retried: self.retried.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
             spool_waiting: self.spool_waiting.load(Ordering::Relaxed),
+            compacted: self.compacted.load(Ordering::Relaxed),
+            segments: self.segments.load(Ordering::Relaxed),
             stored_sim_time: f64::from_bits(self.stored_sim_time.load(Ordering::Relaxed)),
         }
     }
@@ -212,6 +223,9 @@ pub struct BatchWriter {
     backoff: Duration,
     /// While the database is unreachable: when to try it next.
     retry_at: Option<Instant>,
+    lifecycle: Option<LifecycleSettings>,
+    /// Rows before this instant (ms) are compacted.
+    compacted_to: i64,
 }
 
 impl BatchWriter {
@@ -234,6 +248,8 @@ impl BatchWriter {
             max_backoff: settings.max_backoff,
             backoff: Duration::from_millis(50),
             retry_at: None,
+            lifecycle: settings.lifecycle,
+            compacted_to: i64::MIN,
         }
     }
 
@@ -270,6 +286,7 @@ impl BatchWriter {
                 Ok(()) => {
                     raise_to(&self.status.stored_sim_time, batch.latest_sim_time);
                     raise_to(&self.status.safe_sim_time, batch.latest_sim_time);
+                    self.maintain().await;
                     return Landed::Stored;
                 }
                 Err(error) => self.failed(&error, batch.len()),
@@ -349,6 +366,34 @@ impl BatchWriter {
             }
         }
         self.spool.is_empty()
+    }
+
+    /// Compacts what the watermark has left old enough: the simulated instant of the latest row
+    /// committed, and only while nothing waits in the spool (a spooled row is not yet
+    /// durable, and its replay must land among raw rows). A failure is logged and tried again
+    /// at the next whole segment; the raw rows stay as they are meanwhile.
+    async fn maintain(&mut self) {
+        let Some(settings) = self.lifecycle else { return };
+        if !self.spool.is_empty() {
+            return;
+        }
+        let stored_s = f64::from_bits(self.status.stored_sim_time.load(Ordering::Relaxed));
+        let watermark_ms = super::instant(self.target.start, stored_s).unix_ms() as i64;
+        let cutoff = settings.cutoff(watermark_ms);
+        if cutoff <= self.compacted_to {
+            return;
+        }
+        match lifecycle::compact(&self.store, self.target.run_id, cutoff, &settings).await {
+            Ok(done) => {
+                self.compacted_to = cutoff;
+                add(&self.status.compacted, done.frames);
+                add(&self.status.segments, done.segments);
+            }
+            Err(error) => {
+                tracing::warn!("compacting telemetry before {}: {error}", crate::model::WallTime::from_unix_ms(cutoff.max(0) as u64));
+                self.compacted_to = cutoff;
+            }
+        }
     }
 
     /// Replays the whole spool, waiting out the database's outage for up to `give_up_after`

@@ -13,6 +13,7 @@ mod redis_server;
 mod rules;
 mod scenarios;
 mod store;
+mod lifecycle;
 mod cli;
 mod transport;
 mod orchestrator_redis;

@@ -20,29 +20,29 @@ use crate::redis_server::{Aegis, RedisServer, wait_until};
 
 /// Runs `future` on this test thread's runtime: one per thread, since a pool made on a runtime
 /// lives only as long as it (and an in-memory database with its one connection).
-fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+pub(crate) fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
     thread_local! {
         static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     }
     RUNTIME.with(|runtime| runtime.block_on(future))
 }
 
-fn sqlite_url(dir: &tempfile::TempDir) -> String {
+pub(crate) fn sqlite_url(dir: &tempfile::TempDir) -> String {
     format!("sqlite:{}", dir.path().join("history.db").display())
 }
 
-fn open(url: &str) -> Store {
+pub(crate) fn open(url: &str) -> Store {
     block_on(aegis::store::open(url)).unwrap()
 }
 
 /// One number from a query.
-fn count(store: &Store, sql: &str, params: Vec<Param>) -> i64 {
+pub(crate) fn count(store: &Store, sql: &str, params: Vec<Param>) -> i64 {
     block_on(store.fetch(sql, params)).unwrap()[0][0].as_i64().unwrap()
 }
 
 /// Runs the small world for `duration` into the store at `url`, with its telemetry also
 /// written as JSON Lines; returns the run's name and the telemetry envelopes.
-fn stored_run(url: &str, dir: &std::path::Path, duration: Duration) -> (String, Vec<Envelope>) {
+pub(crate) fn stored_run(url: &str, dir: &std::path::Path, duration: Duration) -> (String, Vec<Envelope>) {
     let mut options = RunOptions::from_scenario(scenario(SMALL_WORLD));
     options.duration = duration;
     options.store = Some(url.to_owned());
@@ -197,7 +197,7 @@ fn frames(seqs: std::ops::Range<u64>) -> Vec<Envelope> {
     seqs.map(|seq| Envelope::new(VehicleId(1), seq, seq as f64, Body::Telemetry(Box::new(Telemetry { metrics: TelemetryFrame::default(), truth: Vec::new() })))).collect()
 }
 
-fn batch(start: WallTime, envelopes: &[Envelope]) -> Batch {
+pub(crate) fn batch(start: WallTime, envelopes: &[Envelope]) -> Batch {
     let mut batch = Batch::default();
     for envelope in envelopes {
         batch.push(start, envelope.clone());

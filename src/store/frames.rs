@@ -1,0 +1,97 @@
+//! Telemetry frames read back from raw rows and compacted segments alike: what every query of
+//! [`super::query`] that reads telemetry goes through, so that none can tell where a frame
+//! lives. Raw rows are read by SQL (filtered, aggregated where the engine can), segments are
+//! decoded here and cut to the range; the two are merged by time.
+
+use std::collections::BTreeMap;
+
+use super::lifecycle::segments;
+use super::segment::Frame;
+use super::{Param, Store, StoreError};
+use crate::model::{METRIC_COUNT, Metric};
+
+/// Every instant a store can hold, in milliseconds: from year 1 to the end of year 9999
+/// (PostgreSQL's timestamps reach further, but `i64::MIN` and `MAX` do not fit them).
+pub const ALL_TIME: (i64, i64) = (-62_135_596_800_000, 253_402_300_800_000);
+
+/// The columns of a raw frame with `metrics` (the others read as 0), as [`frame_of`] reads
+/// them, each prefixed with `prefix`: fewer columns are quicker to bring back.
+pub(super) fn frame_columns(store: &Store, prefix: &str, metrics: &[Metric]) -> String {
+    let d = store.dialect();
+    let metrics: Vec<String> = metrics.iter().map(|m| format!("{prefix}{}", m.name())).collect();
+    format!("{}, {prefix}seq, {prefix}sim_time, {}, {}", d.ms(&format!("{prefix}time")), d.ms(&format!("{prefix}wall_time")), metrics.join(", "))
+}
+
+/// A frame from the cells `frame_columns` selected for `metrics`, starting at cell `at`.
+pub(super) fn frame_of(row: &[serde_json::Value], at: usize, metrics: &[Metric]) -> Result<Frame, StoreError> {
+    let int = |i: usize| row.get(at + i).and_then(serde_json::Value::as_i64).ok_or_else(|| StoreError::query(format!("a telemetry row's column {} is not an integer", at + i)));
+    let mut steps = [0; METRIC_COUNT];
+    for (i, metric) in metrics.iter().enumerate() {
+        steps[*metric as usize] = int(4 + i)?;
+    }
+    Ok(Frame { time_ms: int(0)?, seq: int(1)?, sim_time: row.get(at + 2).and_then(serde_json::Value::as_f64).unwrap_or_default(), wall_ms: int(3)?, steps })
+}
+
+/// A frame's reading of `metric`, in its unit.
+pub fn reading(frame: &Frame, metric: Metric) -> f64 {
+    frame.steps[metric as usize] as f64 * metric.spec().resolution
+}
+
+/// Each vehicle's latest frame in run `run_id`, by vehicle number, wherever it is kept.
+pub async fn latest(store: &Store, run_id: i64) -> Result<BTreeMap<i64, Frame>, StoreError> {
+    // Each vehicle's latest time first, then one lookup per vehicle: SQLite's CROSS JOIN keeps
+    // that order (left to itself, SQLite 3.51 walks the run's whole telemetry instead).
+    let sql = format!(
+        "WITH last AS MATERIALIZED (
+            SELECT v.vehicle_id, (SELECT MAX(l.time) FROM telemetry l WHERE l.run_id = v.run_id AND l.vehicle_id = v.vehicle_id) AS time
+            FROM vehicles v WHERE v.run_id = ?)
+         SELECT t.vehicle_id, {} FROM last v CROSS JOIN telemetry t
+         WHERE t.run_id = ? AND t.vehicle_id = v.vehicle_id AND t.time = v.time ORDER BY v.vehicle_id",
+        frame_columns(store, "t.", Metric::ALL)
+    );
+    let mut latest = BTreeMap::new();
+    for row in store.fetch(&sql, vec![Param::Int(run_id), Param::Int(run_id)]).await? {
+        latest.insert(row[0].as_i64().unwrap_or_default(), frame_of(&row, 1, Metric::ALL)?);
+    }
+    // A vehicle whose newest frames are compacted (a run older than the compaction age): its
+    // latest segment's last frame.
+    let d = store.dialect();
+    let ends = store.fetch(&format!("SELECT vehicle_id, {} FROM telemetry_segments WHERE run_id = ? GROUP BY vehicle_id", d.ms("MAX(end_time)")), vec![Param::Int(run_id)]).await?;
+    for end in ends {
+        let (Some(vehicle), Some(end_ms)) = (end[0].as_i64(), end[1].as_i64()) else { continue };
+        if latest.get(&vehicle).is_some_and(|f: &Frame| f.time_ms >= end_ms) {
+            continue;
+        }
+        if let Some(frame) = segments(store, run_id, Some(vehicle), end_ms, end_ms + 1).await?.into_iter().flat_map(|(_, f)| f).filter(|f| f.time_ms <= end_ms).last() {
+            latest.insert(vehicle, frame);
+        }
+    }
+    Ok(latest)
+}
+
+/// The first `limit` frames of one vehicle in `[from_ms, to_ms)`, in time order, with
+/// `metrics` (the others read as 0).
+pub async fn range(store: &Store, run_id: i64, vehicle: i64, from_ms: i64, to_ms: i64, metrics: &[Metric], limit: usize) -> Result<Vec<Frame>, StoreError> {
+    let at = store.dialect().at();
+    let sql = format!("SELECT {} FROM telemetry WHERE run_id = ? AND vehicle_id = ? AND time >= {at} AND time < {at} ORDER BY time LIMIT ?", frame_columns(store, "", metrics));
+    let params = vec![Param::Int(run_id), Param::Int(vehicle), Param::Int(from_ms), Param::Int(to_ms), Param::Int(limit as i64)];
+    let raw = store.fetch(&sql, params).await?.iter().map(|row| frame_of(row, 0, metrics)).collect::<Result<Vec<_>, _>>()?;
+    let compacted: Vec<Frame> = segments(store, run_id, Some(vehicle), from_ms, to_ms).await?.into_iter().flat_map(|(_, f)| f).filter(|f| f.time_ms >= from_ms && f.time_ms < to_ms).collect();
+    if compacted.is_empty() {
+        return Ok(raw);
+    }
+    // Both in time order; a frame in both (a late copy not yet merged) counts once.
+    let mut merged: BTreeMap<(i64, i64), Frame> = compacted.into_iter().map(|f| ((f.time_ms, f.seq), f)).collect();
+    merged.extend(raw.into_iter().map(|f| ((f.time_ms, f.seq), f)));
+    Ok(merged.into_values().take(limit).collect())
+}
+
+/// Every compacted frame of run `run_id` (one vehicle's, or all) in `[from_ms, to_ms)`, by
+/// vehicle.
+pub async fn compacted(store: &Store, run_id: i64, vehicle: Option<i64>, from_ms: i64, to_ms: i64) -> Result<Vec<(i64, Vec<Frame>)>, StoreError> {
+    Ok(segments(store, run_id, vehicle, from_ms, to_ms)
+        .await?
+        .into_iter()
+        .map(|(vehicle, frames)| (vehicle, frames.into_iter().filter(|f| f.time_ms >= from_ms && f.time_ms < to_ms).collect()))
+        .collect())
+}
