@@ -187,6 +187,14 @@ enum StoreCommand {
         #[command(flatten)]
         format: OutputArgs,
     },
+    /// The engine, how telemetry ages in it (raw, compacted) and why, and how much is which.
+    Info {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete one run and all its rows.
     DeleteRun {
         #[command(flatten)]
@@ -593,6 +601,9 @@ enum BenchCommand {
         /// Calls per query figure.
         #[arg(long, default_value_t = 100)]
         repeats: u32,
+        /// Simulated hours of the demo world's ten vehicles for the compression figures.
+        #[arg(long, default_value_t = 6)]
+        compression_hours: u32,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -748,8 +759,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Bench { command: BenchCommand::Store { store, vehicles, seconds, history_days, history_vehicles, repeats, json } } => {
-            let options = crate::bench::StoreBenchOptions { url: store, vehicles, seconds, history_days, history_vehicles, repeats };
+        Command::Bench { command: BenchCommand::Store { store, vehicles, seconds, history_days, history_vehicles, repeats, compression_hours, json } } => {
+            let options = crate::bench::StoreBenchOptions { url: store, vehicles, seconds, history_days, history_vehicles, repeats, compression_hours };
             let figures = crate::bench::bench_store(&options)?;
             if json {
                 println!("{}", serde_json::to_string(&figures)?);
@@ -770,6 +781,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     figures.range_query_all_metrics_p99_ms,
                     figures.daily_aggregate_ms,
                     figures.repeats
+                );
+                println!(
+                    "compacted telemetry: {:.1} bytes per vehicle-second against {:.1} raw ({:.1}:1), over {} vehicle-seconds of the demo world",
+                    figures.bytes_per_vehicle_second, figures.raw_bytes_per_vehicle_second, figures.compression_ratio, figures.compression_vehicle_seconds
                 );
             }
             Ok(())
@@ -807,6 +822,19 @@ async fn run_store(command: StoreCommand) -> anyhow::Result<()> {
                     .collect(),
             };
             format.print(&answer)?;
+        }
+        StoreCommand::Info { store, json } => {
+            let info = crate::store::lifecycle::info(&crate::store::open(&store.store).await?).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                println!("backend      {} {}", info.backend, info.version);
+                println!("timescaledb  {}", info.timescaledb);
+                println!("telemetry    {}", info.lifecycle);
+                println!("runs         {}", info.runs);
+                println!("raw          {} frames", info.raw_frames);
+                println!("compacted    {} frames in {} segments, {:.1} bytes of segment a frame", info.compacted_frames, info.segments, info.segment_bytes_per_frame);
+            }
         }
         StoreCommand::DeleteRun { store, name } => {
             if !crate::store::open(&store.store).await?.delete_run(&name).await? {

@@ -7,8 +7,11 @@
 //!   has (one COPY of pre-formatted text on PostgreSQL; one prepared INSERT per row in one
 //!   transaction on SQLite), the ceiling.
 //! - **Queries**: seven days of ten vehicles (6 million frames, kept between runs under a fixed
-//!   run name so later runs skip the load), then the latest state, one hour of one vehicle
-//!   and the daily fleet aggregate, each timed over repeated calls.
+//!   run name so later runs skip the load; all but the last day compacted as they load), then
+//!   the latest state, one hour of one vehicle and the daily fleet aggregate, each timed over
+//!   repeated calls.
+//! - **Compression**: the simulator's own telemetry of ten vehicles, raw and then compacted, in
+//!   a scratch database beside the one measured, by the engine's own size figures.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +23,7 @@ use serde::Serialize;
 use crate::model::{Body, Envelope, Heartbeat, METRICS, Metric, Telemetry, TelemetryFrame, VehicleId, VehicleModel, VehicleStatus, WallTime};
 use crate::store::query::{self, Period, RangeQuery};
 use crate::store::writer::{BatchWriter, WriterSettings, WriterStatus};
-use crate::store::{Batch, Param, RunInfo, Store, StoreError};
+use crate::store::{Batch, RunInfo, Store, StoreError};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -37,6 +40,8 @@ pub struct StoreBenchOptions {
     pub history_vehicles: u32,
     /// Calls per query figure.
     pub repeats: u32,
+    /// Simulated hours of the demo world's fleet for the compression figures.
+    pub compression_hours: u32,
 }
 
 /// Figures of `aegis bench store`.
@@ -73,6 +78,15 @@ pub struct StoreBench {
     pub daily_aggregate_ms: f64,
     /// Calls per query figure.
     pub repeats: u32,
+    /// Bytes on disk per vehicle-second of compacted telemetry, indexes included, by the
+    /// database's own figures.
+    pub bytes_per_vehicle_second: f64,
+    /// The same rows raw, per vehicle-second.
+    pub raw_bytes_per_vehicle_second: f64,
+    /// Raw bytes over compacted bytes.
+    pub compression_ratio: f64,
+    /// Vehicle-seconds of the compression figures.
+    pub compression_vehicle_seconds: u64,
 }
 
 /// One synthetic frame: smooth driving with noise, readings inside their ranges.
@@ -114,6 +128,7 @@ async fn measure(options: &StoreBenchOptions) -> Result<StoreBench, StoreError> 
         crate::store::Dialect::Sqlite => "sqlite",
         crate::store::Dialect::Postgres => "postgres",
     };
+    let compressed = compression(&store, options).await?;
     let (ingest_rows, writer_s, ceiling_s) = ingest(&store, options).await?;
     let (history_rows, loaded, name) = history(&store, options).await?;
     let run = query::run(&store, Some(&name)).await?;
@@ -169,7 +184,108 @@ async fn measure(options: &StoreBenchOptions) -> Result<StoreBench, StoreError> 
         range_query_all_metrics_p99_ms: super::quantile(&range_all, 0.99),
         daily_aggregate_ms: super::quantile(&daily, 0.5),
         repeats: options.repeats,
+        bytes_per_vehicle_second: compressed.compacted_bytes as f64 / compressed.vehicle_seconds as f64,
+        raw_bytes_per_vehicle_second: compressed.raw_bytes as f64 / compressed.vehicle_seconds as f64,
+        compression_ratio: compressed.raw_bytes as f64 / compressed.compacted_bytes as f64,
+        compression_vehicle_seconds: compressed.vehicle_seconds,
     })
+}
+
+/// Bytes on disk of the same telemetry raw and compacted.
+struct Compression {
+    raw_bytes: u64,
+    compacted_bytes: u64,
+    vehicle_seconds: u64,
+}
+
+/// The simulator's own telemetry (the demo world, ten vehicles, `compression_hours`), since
+/// noise and motion are what compression meets: written raw into a scratch database beside
+/// `store` (a temporary SQLite file, or a new PostgreSQL database on the same server, dropped
+/// after), measured by the engine's figures, compacted whole, measured again.
+async fn compression(store: &Store, options: &StoreBenchOptions) -> Result<Compression, StoreError> {
+    let dir = std::env::temp_dir().join(format!("aegis-bench-compression-{:08x}", rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).map_err(|e| StoreError::Spool { path: dir.display().to_string(), source: e })?;
+    let measured = compress_in(store, options, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    measured
+}
+
+async fn compress_in(store: &Store, options: &StoreBenchOptions, dir: &std::path::Path) -> Result<Compression, StoreError> {
+    let jsonl = dir.join("telemetry.jsonl");
+    let mut run = crate::app::RunOptions::from_scenario(crate::scenario::Scenario::builtin_demo());
+    run.vehicles = 10;
+    run.duration = Duration::from_secs(u64::from(options.compression_hours) * 3600);
+    run.telemetry_out = Some(jsonl.clone());
+    run.progress = false;
+    eprintln!("[aegis] bench store: simulating {} h of 10 vehicles for the compression figures", options.compression_hours);
+    crate::app::run_headless(&run).map_err(|e| StoreError::WriterGone(format!("the simulation for the compression figures: {e}")))?;
+    let text = std::fs::read_to_string(&jsonl).map_err(|e| StoreError::Spool { path: jsonl.display().to_string(), source: e })?;
+    let envelopes: Vec<Envelope> = text.lines().filter_map(|line| Envelope::from_json(line).ok()).collect();
+
+    let (scratch, drop_after) = match store {
+        Store::Sqlite(_) => (format!("sqlite:{}", dir.join("compression.db").display()), None),
+        Store::Postgres(pg) => {
+            let name = format!("aegis_bench_compression_{:08x}", rand::random::<u32>());
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(pg.pool()).await?;
+            (with_database(&options.url, &name), Some(name))
+        }
+    };
+    let measured = async {
+        let scratch = crate::store::open(&scratch).await?;
+        let empty = used_bytes(&scratch, "telemetry").await?;
+        let info = run_info("bench-compression", 10);
+        let target = scratch.register_run(&info).await?;
+        let run_id = target.run_id;
+        let settings = WriterSettings { lifecycle: None, ..WriterSettings::default() };
+        let spool = dir.join("spool.jsonl");
+        let mut writer = BatchWriter::new(scratch.clone(), target, "bench", spool, &settings, Arc::new(WriterStatus::default()));
+        for chunk in envelopes.chunks(settings.batch_rows) {
+            let mut batch = Batch::default();
+            for envelope in chunk {
+                batch.push(info.start, envelope.clone());
+            }
+            writer.write(batch).await;
+        }
+        let raw = used_bytes(&scratch, "telemetry").await?.saturating_sub(empty);
+        let before_segments = used_bytes(&scratch, "telemetry_segments").await?;
+        crate::store::lifecycle::compact(&scratch, run_id, crate::store::frames::ALL_TIME.1, &Default::default()).await?;
+        let compacted = match scratch {
+            // The file's pages in use, less the empty schema's: the raw rows' pages are free now.
+            Store::Sqlite(_) => used_bytes(&scratch, "").await?.saturating_sub(empty),
+            Store::Postgres(_) => used_bytes(&scratch, "telemetry_segments").await?.saturating_sub(before_segments),
+        };
+        Ok::<_, StoreError>(Compression { raw_bytes: raw, compacted_bytes: compacted.max(1), vehicle_seconds: envelopes.len() as u64 })
+    }
+    .await;
+    if let (Store::Postgres(pg), Some(name)) = (store, drop_after) {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(pg.pool()).await?;
+    }
+    measured
+}
+
+/// Bytes the engine reports in use: on SQLite the whole file's pages less the free ones
+/// (`table` is ignored: one table's pages have no figure of their own there); on PostgreSQL
+/// `pg_total_relation_size` of `table` (heap, TOAST and indexes).
+async fn used_bytes(store: &Store, table: &str) -> Result<u64, StoreError> {
+    let sql = match store {
+        Store::Sqlite(_) => "SELECT (page_count - freelist_count) * page_size FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()".to_owned(),
+        Store::Postgres(_) => format!("SELECT pg_total_relation_size('{table}')::BIGINT"),
+    };
+    Ok(store.fetch(&sql, vec![]).await?.first().and_then(|r| r[0].as_i64()).unwrap_or(0).max(0) as u64)
+}
+
+/// `url` naming database `name` on the same server.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let host_end = base.find("://").map_or(0, |i| i + 3);
+    let root = match base[host_end..].find('/') {
+        Some(slash) => &base[..host_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{root}/{name}?{query}"),
+        None => format!("{root}/{name}"),
+    }
 }
 
 /// Writes the ingest fleet's frames through the writer and by the ceiling path, a batch of
@@ -273,8 +389,9 @@ async fn history(store: &Store, options: &StoreBenchOptions) -> Result<(u64, boo
         }
     }
     writer.catch_up_fully(None).await;
-    let stored = store.fetch("SELECT COUNT(*) FROM telemetry WHERE run_id = ?", vec![Param::Int(run_id)]).await?;
-    Ok((stored[0][0].as_i64().unwrap_or(0) as u64, true, name))
+    // Raw and compacted alike: all but the last day is in segments by now.
+    let stored = store.runs().await?.into_iter().find(|r| r.run.run_id == run_id).map_or(0, |r| r.telemetry_rows);
+    Ok((stored.max(0) as u64, true, name))
 }
 
 /// The ceiling: the plainest fast way each engine takes the same rows.

@@ -77,6 +77,9 @@ fn compacted_hours_answer_like_raw_ones(url_raw: &str, url_compacted: &str) {
     let per_second = bytes as f64 / old as f64;
     assert!(per_second < 40.0, "{per_second:.1} bytes a vehicle-second");
 
+    let info = block_on(aegis::store::lifecycle::info(&compacted)).unwrap();
+    assert_eq!((info.segments, info.compacted_frames, info.raw_frames), (6, old as i64, (sent.len() - old) as i64), "{info:?}");
+
     let expected = answers(&raw, "raw");
     let got = answers(&compacted, "compacted");
     assert_eq!(expected.len(), got.len());
