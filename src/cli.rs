@@ -195,6 +195,19 @@ enum StoreCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Compact what is old enough now: each run's vehicle-hours older than `--older-than`
+    /// before its own latest frame (the writer does this as a run goes; this catches up runs
+    /// that ended, or were stored before compaction existed).
+    Compact {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Only this run (default: every run).
+        #[arg(long)]
+        run: Option<String>,
+        /// Simulated age at which telemetry is compacted, behind the run's latest frame.
+        #[arg(long, value_parser = parse_duration, default_value = "24h")]
+        older_than: Duration,
+    },
     /// Delete one run and all its rows.
     DeleteRun {
         #[command(flatten)]
@@ -834,6 +847,19 @@ async fn run_store(command: StoreCommand) -> anyhow::Result<()> {
                 println!("runs         {}", info.runs);
                 println!("raw          {} frames", info.raw_frames);
                 println!("compacted    {} frames in {} segments, {:.1} bytes of segment a frame", info.compacted_frames, info.segments, info.segment_bytes_per_frame);
+            }
+        }
+        StoreCommand::Compact { store, run, older_than } => {
+            let opened = crate::store::open(&store.store).await?;
+            let settings = crate::store::lifecycle::LifecycleSettings { compact_after: older_than, ..Default::default() };
+            let runs: Vec<_> = opened.runs().await?.into_iter().map(|listing| listing.run).filter(|r| run.as_ref().is_none_or(|name| &r.name == name)).collect();
+            if let (Some(name), true) = (&run, runs.is_empty()) {
+                anyhow::bail!("no run named `{name}` in {}", store.store);
+            }
+            for stored in runs {
+                let latest_ms = crate::store::instant(stored.start, stored.sim_seconds).unix_ms() as i64;
+                let done = crate::store::lifecycle::compact(&opened, stored.run_id, settings.cutoff(latest_ms), &settings).await?;
+                println!("{}: {} frames compacted into {} segments", stored.name, done.frames, done.segments);
             }
         }
         StoreCommand::DeleteRun { store, name } => {

@@ -2,9 +2,9 @@
 //! `aegis query` (and, next, the HTTP API's history endpoints). Each query is written once,
 //! in the SQL both backends speak ([`Dialect`]).
 
-use serde::Serialize;
-
 use std::collections::BTreeMap;
+
+use serde::Serialize;
 
 use super::frames;
 use super::segment::Frame;

@@ -113,3 +113,27 @@ fn bad_arguments_are_named() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_finished_run_is_compacted_by_store_compact_and_info_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("history.db").display());
+    let run = aegis().args(["run", "--headless", "--scenario", "scenarios/coolant_leak.toml", "--duration", "2h", "--speed", "max", "--store", &url]).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    // Two hours are far younger than the writer's 24: all raw until asked.
+    let compact = aegis().args(["store", "compact", "--store", &url, "--older-than", "2m"]).output().unwrap();
+    assert!(compact.status.success(), "{}", String::from_utf8_lossy(&compact.stderr));
+    let said = String::from_utf8_lossy(&compact.stdout);
+    assert!(said.contains("compacted into"), "{said}");
+    let info = aegis().args(["store", "info", "--store", &url, "--json"]).output().unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["backend"], "sqlite");
+    // 4 vehicles × 2 h: the whole hours older than 2 minutes before the end are segments now,
+    // the rest raw, and not a frame lost.
+    assert!(info["compacted_frames"].as_i64().unwrap() >= 4 * 3599, "{info}");
+    assert!(info["segments"].as_i64().unwrap() >= 4, "{info}");
+    assert_eq!(info["raw_frames"].as_i64().unwrap() + info["compacted_frames"].as_i64().unwrap(), 4 * 7200, "{info}");
+    let unknown = aegis().args(["store", "compact", "--store", &url, "--run", "no-such-run"]).output().unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no run named `no-such-run`"));
+}
