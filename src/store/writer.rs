@@ -35,6 +35,11 @@ pub struct WriterSettings {
     pub batch_rows: usize,
     /// Longest a row waits for its batch to fill.
     pub batch_age: Duration,
+    /// A batch is also full once it spans this much simulated time: a third of the run's
+    /// 60 s backpressure window, since at `--speed max` 200 ms of wall time is a minute of
+    /// simulation, and a run waiting for its writer would otherwise wait for the batch's age
+    /// rather than for the database.
+    pub batch_sim_span: Duration,
     /// The spool file; a fresh one in the system's temporary directory when `None`.
     pub spool: Option<PathBuf>,
     /// Longest wait between two tries of an unreachable database.
@@ -48,7 +53,15 @@ pub struct WriterSettings {
 
 impl Default for WriterSettings {
     fn default() -> Self {
-        Self { batch_rows: 5_000, batch_age: Duration::from_millis(200), spool: None, max_backoff: Duration::from_secs(5), lifecycle: Some(LifecycleSettings::default()), drain_timeout: Duration::from_secs(120) }
+        Self {
+            batch_rows: 5_000,
+            batch_age: Duration::from_millis(200),
+            batch_sim_span: Duration::from_secs(20),
+            spool: None,
+            max_backoff: Duration::from_secs(5),
+            lifecycle: Some(LifecycleSettings::default()),
+            drain_timeout: Duration::from_secs(120),
+        }
     }
 }
 
@@ -536,14 +549,19 @@ async fn write_loop(mut writer: BatchWriter, run: RunInfo, messages: Subscriptio
         let last = disconnected || closing.load(Ordering::Relaxed);
         let mut batch = Batch::default();
         let mut first_at = None::<Instant>;
-        while batch.len() < settings.batch_rows {
+        let mut first_sim = None::<f64>;
+        let span_s = settings.batch_sim_span.as_secs_f64();
+        while batch.len() < settings.batch_rows && first_sim.is_none_or(|first| batch.latest_sim_time - first < span_s) {
             let mut wait = if last { Duration::ZERO } else { first_at.map_or(settings.batch_age, |at| settings.batch_age.saturating_sub(at.elapsed())) };
             // While the spool waits, come back in time to try the database again.
             if let Some(at) = writer.retry_at().filter(|_| !writer.is_caught_up()) {
                 wait = wait.min(at.saturating_duration_since(Instant::now()));
             }
             match messages.recv_timeout(wait) {
-                Ok(envelope) => batch.push(run.start, envelope),
+                Ok(envelope) => {
+                    first_sim.get_or_insert(envelope.sim_time);
+                    batch.push(run.start, envelope);
+                }
                 Err(RecvTimeoutError::Timeout) => break,
                 Err(RecvTimeoutError::Disconnected) => {
                     disconnected = true;
