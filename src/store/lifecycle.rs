@@ -72,11 +72,11 @@ pub async fn compact(store: &Store, run_id: i64, cutoff_ms: i64, settings: &Life
         let raw = store
             .fetch(&format!("SELECT {} FROM telemetry WHERE run_id = ? AND vehicle_id = ? AND time >= {at} AND time < {at} ORDER BY time", frame_columns(store, "", Metric::ALL)), bounds.clone())
             .await?;
-        let mut frames = raw.iter().map(|row| frame_of(row, 0, Metric::ALL)).collect::<Result<Vec<_>, _>>()?;
-        let moved = frames.len() as u64;
+        let raw = raw.iter().map(|row| frame_of(row, 0, Metric::ALL)).collect::<Result<Vec<_>, _>>()?;
+        let moved = raw.len() as u64;
         // Rows of an hour compacted before (late arrivals): one segment holds them all, each once.
         let existing = segments(store, run_id, Some(vehicle), start, start + seg).await?;
-        let merged: BTreeMap<i64, Frame> = existing.into_iter().flat_map(|(_, f)| f).chain(frames.drain(..)).map(|f| (f.seq, f)).collect();
+        let merged: BTreeMap<i64, Frame> = existing.into_iter().flat_map(|(_, f)| f).chain(raw).map(|f| (f.seq, f)).collect();
         let mut frames: Vec<Frame> = merged.into_values().collect();
         frames.sort_by_key(|f| (f.time_ms, f.seq));
         let (Some(first), Some(last)) = (frames.first(), frames.last()) else { continue };

@@ -17,7 +17,7 @@ use sqlx::{AssertSqlSafe, Column as _, Postgres, Row as _, Transaction, TypeInfo
 
 use std::collections::HashSet;
 
-use super::rows::{Row, RunTarget, failures, hourly, hourly_upsert, wire_name};
+use super::rows::{Row, RunTarget, failures, hourly_upserts, wire_name};
 use super::sql::{Cell, Param, Statement};
 use super::{StoreError, Written};
 use crate::model::METRICS;
@@ -440,21 +440,8 @@ async fn upsert_failures(tx: &mut Transaction<'_, Postgres>, run_id: i64, rows: 
 
 /// Adds what the inserted rows contribute to the hourly rollup.
 async fn upsert_hourly(tx: &mut Transaction<'_, Postgres>, target: &RunTarget, rows: &[Row], inserted: impl Fn(usize) -> bool) -> Result<(), StoreError> {
-    let sql = hourly_upsert(super::Dialect::Postgres);
-    for hour in hourly(target, rows, inserted) {
-        sqlx::query(AssertSqlSafe(sql.as_str()))
-            .bind(target.run_id)
-            .bind(hour.hour_ms)
-            .bind(hour.model)
-            .bind(hour.frames)
-            .bind(hour.distance_km)
-            .bind(hour.energy_kwh)
-            .bind(hour.moving_frames)
-            .bind(hour.load_sum)
-            .bind(hour.heartbeats)
-            .bind(hour.available)
-            .execute(&mut **tx)
-            .await?;
+    for upsert in hourly_upserts(super::Dialect::Postgres, target, rows, inserted) {
+        bound(sqlx::query(AssertSqlSafe(upsert.sql)), &upsert.params).execute(&mut **tx).await?;
     }
     Ok(())
 }

@@ -252,11 +252,10 @@ async fn buckets(store: &Store, run_id: i64, vehicle: i64, (from_ms, to_ms): (i6
             let steps = metrics.iter().map(|&m| frame.steps[m as usize]);
             let one = Bucket { first_sim_time: frame.sim_time, frames: 1, metrics: steps.map(|s| (s, s, s)).collect() };
             let start = (frame.time_ms - from_ms).div_euclid(every_ms) * every_ms + from_ms;
-            match buckets.entry(start) {
-                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(one),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(one);
-                }
+            if let Some(bucket) = buckets.get_mut(&start) {
+                bucket.merge(one);
+            } else {
+                buckets.insert(start, one);
             }
         }
     }

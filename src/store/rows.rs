@@ -152,10 +152,12 @@ pub struct HourlyRow {
     pub available: i64,
 }
 
-/// The statement adding one [`HourlyRow`] to `fleet_hourly` (its hour bound as milliseconds),
-/// in dialect `d`.
-pub fn hourly_upsert(d: super::Dialect) -> String {
-    d.placeholders(&format!(
+/// The statements adding what `rows` bring to `fleet_hourly` (see [`hourly`]), each hour
+/// bound as milliseconds, in dialect `d`'s own placeholders: run inside the batch's
+/// transaction by either backend.
+pub fn hourly_upserts(d: super::Dialect, target: &RunTarget, rows: &[Row], inserted: impl Fn(usize) -> bool) -> Vec<super::Statement> {
+    use super::Param;
+    let sql = d.placeholders(&format!(
         "INSERT INTO fleet_hourly (run_id, hour, model, frames, distance_km, energy_kwh, moving_frames, load_sum, heartbeats, available)
          VALUES (?, {}, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (run_id, hour, model) DO UPDATE SET
@@ -167,7 +169,25 @@ pub fn hourly_upsert(d: super::Dialect) -> String {
             heartbeats = fleet_hourly.heartbeats + excluded.heartbeats,
             available = fleet_hourly.available + excluded.available",
         d.at()
-    ))
+    ));
+    hourly(target, rows, inserted)
+        .into_iter()
+        .map(|hour| {
+            let params = vec![
+                Param::Int(target.run_id),
+                Param::Int(hour.hour_ms),
+                Param::Text(hour.model),
+                Param::Int(hour.frames),
+                Param::Float(hour.distance_km),
+                Param::Float(hour.energy_kwh),
+                Param::Int(hour.moving_frames),
+                Param::Float(hour.load_sum),
+                Param::Int(hour.heartbeats),
+                Param::Int(hour.available),
+            ];
+            super::Statement::new(sql.clone(), params)
+        })
+        .collect()
 }
 
 /// Milliseconds in an hour.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Column as _, Row as _, Sqlite, Transaction, TypeInfo as _, ValueRef as _};
 
-use super::rows::{Key, Row, RunTarget, failures, hourly, hourly_upsert, wire_name};
+use super::rows::{Key, Row, RunTarget, failures, hourly_upserts, wire_name};
 use super::sql::{Cell, Param, Statement};
 use super::{StoreError, Written};
 use crate::model::METRICS;
@@ -112,21 +112,8 @@ impl SqliteStore {
             written.duplicates += 1 - added.min(1);
             inserted.push(added > 0);
         }
-        let upsert = hourly_upsert(super::Dialect::Sqlite);
-        for hour in hourly(target, rows, |i| inserted[i]) {
-            sqlx::query(AssertSqlSafe(upsert.as_str()))
-                .bind(run_id)
-                .bind(hour.hour_ms)
-                .bind(hour.model)
-                .bind(hour.frames)
-                .bind(hour.distance_km)
-                .bind(hour.energy_kwh)
-                .bind(hour.moving_frames)
-                .bind(hour.load_sum)
-                .bind(hour.heartbeats)
-                .bind(hour.available)
-                .execute(&mut *tx)
-                .await?;
+        for upsert in hourly_upserts(super::Dialect::Sqlite, target, rows, |i| inserted[i]) {
+            bound(sqlx::query(AssertSqlSafe(upsert.sql)), &upsert.params).execute(&mut *tx).await?;
         }
         for failure in failures(rows) {
             sqlx::query(FAILURE_UPSERT)

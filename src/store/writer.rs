@@ -396,16 +396,13 @@ impl BatchWriter {
         if cutoff <= self.compacted_to {
             return;
         }
+        self.compacted_to = cutoff;
         match lifecycle::compact(&self.store, self.target.run_id, cutoff, &settings).await {
             Ok(done) => {
-                self.compacted_to = cutoff;
                 add(&self.status.compacted, done.frames);
                 add(&self.status.segments, done.segments);
             }
-            Err(error) => {
-                tracing::warn!("compacting telemetry before {}: {error}", crate::model::WallTime::from_unix_ms(cutoff.max(0) as u64));
-                self.compacted_to = cutoff;
-            }
+            Err(error) => tracing::warn!("compacting telemetry before {}: {error}", crate::model::WallTime::from_unix_ms(cutoff.max(0) as u64)),
         }
     }
 

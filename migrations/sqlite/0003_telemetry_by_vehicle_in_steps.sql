@@ -1,9 +1,15 @@
--- Readings as whole steps of each metric's resolution, in the narrowest integer that holds its
+-- Telemetry kept in (run, vehicle, time) order: one vehicle's hour is a few hundred
+-- neighbouring pages instead of one page per second scattered among the fleet's rows, which
+-- is what the range query reads (docs/STORAGE.md). SQLite never becomes a hypertable, so
+-- its key need not start with time; it names the same rows as before, since a message's
+-- time follows from its (run, vehicle, seq).
+--
+-- Readings, too, as whole steps of each metric's resolution, in the narrowest integer that holds its
 -- range (docs/TELEMETRY.md lists both): the sensors report in steps, so the steps are exact
 -- where REAL was not, and a row is about half as wide. `telemetry_readings` shows the rows in
 -- the metrics' units. See docs/STORAGE.md.
 
-CREATE TABLE telemetry_steps (
+CREATE TABLE telemetry_by_vehicle (
     time        INTEGER NOT NULL,
     run_id      INTEGER NOT NULL,
     vehicle_id  INTEGER NOT NULL,
@@ -63,7 +69,7 @@ CREATE TABLE telemetry_steps (
     wind_speed_mps           INTEGER NOT NULL,
     PRIMARY KEY (run_id, vehicle_id, time, seq)
 ) WITHOUT ROWID;
-INSERT INTO telemetry_steps
+INSERT INTO telemetry_by_vehicle
 SELECT time, run_id, vehicle_id, seq, sim_time, wall_time,
        CAST(ROUND(speed_kph / 0.2) AS INTEGER),
        CAST(ROUND(engine_rpm / 5.0) AS INTEGER),
@@ -118,7 +124,7 @@ SELECT time, run_id, vehicle_id, seq, sim_time, wall_time,
        CAST(ROUND(wind_speed_mps / 0.05) AS INTEGER)
 FROM telemetry;
 DROP TABLE telemetry;
-ALTER TABLE telemetry_steps RENAME TO telemetry;
+ALTER TABLE telemetry_by_vehicle RENAME TO telemetry;
 CREATE INDEX telemetry_run_time ON telemetry (run_id, time);
 
 CREATE VIEW telemetry_readings AS
