@@ -138,6 +138,8 @@ struct RunArgs {
     /// Store every message in this database: `sqlite:aegis.db` or `postgres://host/db`.
     #[arg(long, env = "AEGIS_STORE")]
     store: Option<String>,
+    #[command(flatten)]
+    lifecycle: LifecycleArgs,
 }
 
 /// Which database, and which run in it.
@@ -146,6 +148,34 @@ struct StoreArgs {
     /// The database: `sqlite:aegis.db` or `postgres://host/db`.
     #[arg(long, env = "AEGIS_STORE")]
     store: String,
+}
+
+/// How stored telemetry ages, in simulated time (docs/STORAGE.md).
+#[derive(Args, Debug, Clone)]
+struct LifecycleArgs {
+    /// Telemetry older than this behind the latest stored row is compressed.
+    #[arg(long, value_parser = parse_duration, default_value = "24h")]
+    compact_after: Duration,
+    /// Whole days older than this are exported to Parquet under --archive and dropped.
+    #[arg(long, value_parser = parse_duration, default_value = "30d", conflicts_with = "keep_all")]
+    retain_for: Duration,
+    /// Keep all telemetry in the database: no retention.
+    #[arg(long)]
+    keep_all: bool,
+    /// Where retention writes its Parquet files (ARCHIVE/RUN/YYYY-MM-DD.parquet).
+    #[arg(long, default_value = "aegis-archive")]
+    archive: PathBuf,
+}
+
+impl LifecycleArgs {
+    fn settings(&self) -> crate::store::lifecycle::LifecycleSettings {
+        crate::store::lifecycle::LifecycleSettings {
+            compact_after: self.compact_after,
+            retain_for: (!self.keep_all).then_some(self.retain_for),
+            archive: self.archive.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// `aegis store --redis URL --store URL`: the store as a process of its own.
@@ -174,6 +204,8 @@ struct StoreServiceArgs {
     /// Write a JSON summary here at exit.
     #[arg(long)]
     summary: Option<PathBuf>,
+    #[command(flatten)]
+    lifecycle: LifecycleArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -207,6 +239,24 @@ enum StoreCommand {
         /// Simulated age at which telemetry is compacted, behind the run's latest frame.
         #[arg(long, value_parser = parse_duration, default_value = "24h")]
         older_than: Duration,
+    },
+    /// Export a run's telemetry to Parquet, one file per UTC day (OUT/RUN/YYYY-MM-DD.parquet),
+    /// with each row's ground-truth labels; the database keeps it.
+    Export {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The run (default: the latest).
+        #[arg(long)]
+        run: Option<String>,
+        /// From this far into the run, in simulated time (default: its start).
+        #[arg(long, value_parser = parse_duration)]
+        from: Option<Duration>,
+        /// To this far into the run, exclusive (default: its end).
+        #[arg(long, value_parser = parse_duration)]
+        to: Option<Duration>,
+        /// The folder to write into.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Delete one run and all its rows.
     DeleteRun {
@@ -846,7 +896,10 @@ async fn run_store(command: StoreCommand) -> anyhow::Result<()> {
                 println!("telemetry    {}", info.lifecycle);
                 println!("runs         {}", info.runs);
                 println!("raw          {} frames", info.raw_frames);
-                println!("compacted    {} frames in {} segments, {:.1} bytes of segment a frame", info.compacted_frames, info.segments, info.segment_bytes_per_frame);
+                match (info.chunks, info.compressed_chunks) {
+                    (Some(chunks), Some(compressed)) => println!("compressed   {compressed} of {chunks} chunks"),
+                    _ => println!("compacted    {} frames in {} segments, {:.1} bytes of segment a frame", info.compacted_frames, info.segments, info.segment_bytes_per_frame),
+                }
             }
         }
         StoreCommand::Compact { store, run, older_than } => {
@@ -860,6 +913,23 @@ async fn run_store(command: StoreCommand) -> anyhow::Result<()> {
                 let latest_ms = crate::store::instant(stored.start, stored.sim_seconds).unix_ms() as i64;
                 let done = crate::store::lifecycle::compact(&opened, stored.run_id, settings.cutoff(latest_ms), &settings).await?;
                 println!("{}: {} frames compacted into {} segments", stored.name, done.frames, done.segments);
+            }
+        }
+        StoreCommand::Export { store, run, from, to, out } => {
+            let opened = crate::store::open(&store.store).await?;
+            let stored = crate::store::query::run(&opened, run.as_deref()).await?;
+            let target = opened.run_target(&stored).await?;
+            let at = |offset: Option<Duration>, otherwise: i64| offset.map_or(otherwise, |d| crate::store::instant(stored.start, d.as_secs_f64()).unix_ms() as i64);
+            let (from_ms, to_ms) = (at(from, crate::store::frames::ALL_TIME.0), at(to, crate::store::frames::ALL_TIME.1));
+            if from_ms >= to_ms {
+                anyhow::bail!("--from must come before --to");
+            }
+            let files = crate::store::export::export(&opened, &target, from_ms, to_ms, &out).await?;
+            if files.is_empty() {
+                println!("{}: no telemetry in that range", stored.name);
+            }
+            for file in files {
+                println!("{}: {} rows", file.path.display(), file.rows);
             }
         }
         StoreCommand::DeleteRun { store, name } => {
@@ -881,6 +951,7 @@ fn run_store_service(args: StoreServiceArgs) -> anyhow::Result<()> {
     options.group = args.group;
     options.summary = args.summary;
     options.settings.spool = args.spool;
+    options.settings.lifecycle = Some(args.lifecycle.settings());
     let summary = crate::processes::run_store(options, crate::processes::signals())?;
     eprintln!("[aegis] store: run {}  {}  unreadable {}  acknowledged {}", summary.run, summary.writer.line(), summary.unreadable, summary.acknowledged);
     Ok(())
@@ -1011,6 +1082,7 @@ fn run_scenario(args: RunArgs) -> anyhow::Result<()> {
     let mut options = args.scenario.options(args.vehicles)?;
     options.telemetry_out = args.telemetry_out;
     options.store = args.store;
+    options.lifecycle = args.lifecycle.settings();
     options.policy = match &args.policy {
         _ if args.no_orchestrator => None,
         Some(path) => Some(Policy::load(path)?),

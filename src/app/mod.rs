@@ -59,6 +59,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Store every message in this database (`sqlite:PATH`), fed from the bus.
     pub store: Option<String>,
+    /// How the stored telemetry ages.
+    pub lifecycle: crate::store::lifecycle::LifecycleSettings,
 }
 
 impl RunOptions {
@@ -76,6 +78,7 @@ impl RunOptions {
             policy: None,
             progress: false,
             store: None,
+            lifecycle: Default::default(),
             scenario,
         }
     }
@@ -300,7 +303,7 @@ pub fn open_store(url: &str, options: &RunOptions, bus: &SharedBus) -> anyhow::R
     // writer falls behind, so the backlog stays within a minute of simulated messages.
     let subscription = bus.subscribe(Filter::all(), Backlog::Lossless);
     let name = run.name.clone();
-    let writer = StoreWriter::start(url, run, subscription, WriterSettings::default()).with_context(|| format!("--store {url}"))?;
+    let writer = StoreWriter::start(url, run, subscription, WriterSettings { lifecycle: Some(options.lifecycle.clone()), ..WriterSettings::default() }).with_context(|| format!("--store {url}"))?;
     Ok((name, writer))
 }
 

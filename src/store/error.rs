@@ -34,6 +34,14 @@ pub enum StoreError {
     /// A compacted segment of telemetry could not be read back.
     #[error("compacted telemetry segment: {0}")]
     Segment(String),
+    /// Telemetry could not be exported to Parquet; nothing was dropped.
+    #[error("exporting {path}: {problem}")]
+    Export {
+        /// The file being written.
+        path: String,
+        /// Why.
+        problem: String,
+    },
     /// The background writer stopped.
     #[error("the store writer stopped: {0}")]
     WriterGone(String),

@@ -1,32 +1,48 @@
-//! The life of a telemetry row after it is written: raw for a while, then compacted with the
-//! rest of its vehicle's hour into one segment ([`super::segment`]) once it is older than the
-//! compaction age.
+//! The life of a telemetry row after it is written: raw for a while, then compressed once it
+//! is older than the compaction age, and exported to Parquet ([`super::export`]) and dropped
+//! once it is older than the retention age; the rollups and the alert, command and mission
+//! history stay. On SQLite and plain PostgreSQL a vehicle's hour is compacted into one
+//! segment ([`super::segment`]); on TimescaleDB chunks are compressed natively and the
+//! continuous aggregates refreshed ([`super::timescale`]).
 //!
-//! Age is simulated age: the writer compacts at a **watermark**, the simulated instant of the
+//! Age is simulated age: the writer acts at a **watermark**, the simulated instant of the
 //! latest row it has committed, and only while nothing waits in its spool, so a row still in
-//! the spool is never compacted (nor anything its replay could land beside). A 30-day run at
-//! `--speed max` compacts as its simulated days pass; a wall clock is never consulted.
+//! the spool is never compacted or dropped (nor anything its replay could land beside). A
+//! 30-day run at `--speed max` compresses and retires as its simulated days pass; a wall
+//! clock is never consulted.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use super::segment::{self, Frame};
-use super::{Param, Statement, Store, StoreError};
+use super::export::{self, DAY_MS};
 use super::frames::{frame_columns, frame_of};
+use super::segment::{self, Frame};
+use super::{Param, RunTarget, Statement, Store, StoreError, timescale};
 use crate::model::Metric;
 
-/// When telemetry is compacted, in simulated time.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// When telemetry is compacted and retired, in simulated time.
+#[derive(Debug, Clone, PartialEq)]
 pub struct LifecycleSettings {
     /// Rows older than this, behind the watermark, are compacted (24 h by default).
     pub compact_after: Duration,
     /// Each segment spans this much simulated time, aligned to the Unix epoch (an hour).
     pub segment: Duration,
+    /// Whole UTC days older than this are exported to Parquet and dropped (30 days by
+    /// default); never when `None`.
+    pub retain_for: Option<Duration>,
+    /// Where retired days go: `ARCHIVE/RUN/YYYY-MM-DD.parquet`.
+    pub archive: PathBuf,
 }
 
 impl Default for LifecycleSettings {
     fn default() -> Self {
-        Self { compact_after: Duration::from_secs(24 * 3600), segment: Duration::from_secs(3600) }
+        Self {
+            compact_after: Duration::from_secs(24 * 3600),
+            segment: Duration::from_secs(3600),
+            retain_for: Some(Duration::from_secs(30 * 86_400)),
+            archive: PathBuf::from("aegis-archive"),
+        }
     }
 }
 
@@ -41,6 +57,119 @@ impl LifecycleSettings {
         let old = watermark_ms - self.compact_after.as_millis() as i64;
         old.div_euclid(self.segment_ms()) * self.segment_ms()
     }
+
+    /// The start of the first UTC day not yet old enough to retire at `watermark_ms`: whole
+    /// days before it are exported and dropped.
+    pub fn retire_before(&self, watermark_ms: i64) -> Option<i64> {
+        let old = watermark_ms - self.retain_for?.as_millis() as i64;
+        Some(old.div_euclid(DAY_MS) * DAY_MS)
+    }
+}
+
+/// How far a writer's life cycle has gone, so that each step is taken once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Rows before this instant (ms) are compacted.
+    pub compacted_to: i64,
+    /// The continuous aggregates are refreshed up to here (TimescaleDB).
+    pub refreshed_to: i64,
+    /// Days before this are retired.
+    pub retired_to: i64,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self { compacted_to: i64::MIN, refreshed_to: i64::MIN, retired_to: i64::MIN }
+    }
+}
+
+impl Progress {
+    /// Counts the compaction and retention due at `watermark_ms` as taken: after a failure,
+    /// the next try waits for the next step instead of hammering a failing database or disk
+    /// (the next step covers what this one left). A refresh is tried again at once: one left
+    /// out would leave a hole below the aggregate's watermark.
+    pub fn skip_to(&mut self, watermark_ms: i64, settings: &LifecycleSettings) {
+        self.compacted_to = self.compacted_to.max(settings.cutoff(watermark_ms));
+        self.retired_to = self.retired_to.max(settings.retire_before(watermark_ms).unwrap_or(i64::MIN));
+    }
+}
+
+/// What one step of the life cycle did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Maintained {
+    /// Compaction (segments, or TimescaleDB chunks compressed, as `segments`).
+    pub compacted: Compacted,
+    /// Parquet files written by retention.
+    pub exported: Vec<export::Exported>,
+    /// Telemetry rows retired.
+    pub retired: u64,
+}
+
+/// Takes the life cycle of run `target` as far as `watermark_ms` allows: compression (and on
+/// TimescaleDB the aggregates' refresh), then retention. The caller vouches that no row
+/// before the watermark still waits to be written.
+pub async fn maintain(store: &Store, target: &RunTarget, watermark_ms: i64, settings: &LifecycleSettings, progress: &mut Progress) -> Result<Maintained, StoreError> {
+    let mut done = Maintained::default();
+    let cutoff = settings.cutoff(watermark_ms);
+    if cutoff > progress.compacted_to {
+        done.compacted = match store.timescale() {
+            Some(pool) => Compacted { segments: timescale::compress(pool, cutoff).await?, frames: 0 },
+            None => compact(store, target.run_id, cutoff, settings).await?,
+        };
+        progress.compacted_to = cutoff;
+    }
+    if let Some(pool) = store.timescale() {
+        // Whole hours behind the watermark; never over days retention has dropped, where a
+        // refresh would find no rows and empty the aggregate.
+        let hour = watermark_ms.div_euclid(3_600_000) * 3_600_000;
+        if hour > progress.refreshed_to {
+            let since = match progress.refreshed_to {
+                i64::MIN => export::extent(store, target.run_id).await?.map_or(hour, |(first, _)| first),
+                refreshed => refreshed,
+            };
+            let from = since.max(settings.retire_before(watermark_ms).unwrap_or(i64::MIN)).div_euclid(3_600_000) * 3_600_000;
+            timescale::refresh(pool, from, hour).await?;
+            progress.refreshed_to = hour;
+        }
+    }
+    if let Some(before) = settings.retire_before(watermark_ms).filter(|before| *before > progress.retired_to) {
+        let (exported, retired) = retire(store, target, before, settings).await?;
+        done.exported = exported;
+        done.retired = retired;
+        progress.retired_to = before;
+    }
+    Ok(done)
+}
+
+/// Exports the telemetry of `target` before `before_ms` to Parquet, a file per day, then drops
+/// it; returns the files and the rows dropped. A day is dropped only once its file is whole on
+/// disk; a failed export drops nothing.
+pub async fn retire(store: &Store, target: &RunTarget, before_ms: i64, settings: &LifecycleSettings) -> Result<(Vec<export::Exported>, u64), StoreError> {
+    let Some((first, _)) = export::extent(store, target.run_id).await? else { return Ok((vec![], 0)) };
+    let mut files = Vec::new();
+    let mut retired = 0;
+    let mut day = first.div_euclid(DAY_MS) * DAY_MS;
+    while day + DAY_MS <= before_ms {
+        let exported = export::export(store, target, day, day + DAY_MS, &settings.archive).await?;
+        retired += exported.iter().map(|e| e.rows).sum::<u64>();
+        files.extend(exported);
+        day += DAY_MS;
+    }
+    if retired == 0 {
+        return Ok((files, 0));
+    }
+    if let Some(pool) = store.timescale() {
+        timescale::drop_before(pool, target.run_id, before_ms).await?;
+    }
+    let at = store.dialect().at();
+    let bounds = vec![Param::Int(target.run_id), Param::Int(before_ms)];
+    store
+        .execute_all(vec![
+            Statement::new(format!("DELETE FROM telemetry WHERE run_id = ? AND time < {at}"), bounds.clone()),
+            Statement::new(format!("DELETE FROM telemetry_segments WHERE run_id = ? AND start_time < {at}"), bounds),
+        ])
+        .await?;
+    Ok((files, retired))
 }
 
 /// What one compaction did.
@@ -146,6 +275,12 @@ pub struct StoreInfo {
     pub segments: i64,
     /// Frames in them.
     pub compacted_frames: i64,
+    /// TimescaleDB only: the telemetry hypertable's chunks, and how many are compressed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<i64>,
+    /// See `chunks`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compressed_chunks: Option<i64>,
     /// Bytes of segment data per compacted frame (the values themselves, before the engine's
     /// own overhead; `aegis bench store` measures on-disk figures).
     pub segment_bytes_per_frame: f64,
@@ -168,7 +303,21 @@ pub async fn info(store: &Store) -> Result<StoreInfo, StoreError> {
         }
     };
     let version = version.first().and_then(|v| v.as_str()).unwrap_or("unknown").to_owned();
-    let lifecycle = "the store's own: vehicle-hours older than 24 simulated hours compacted into telemetry_segments by the writer's watermark (TimescaleDB hypertables are not used yet)".to_owned();
+    let lifecycle = match store {
+        Store::Sqlite(_) => format!("SQLite: {}", super::postgres::own_path()),
+        Store::Postgres(pg) => pg.path().to_owned(),
+    };
+    let (chunks, compressed_chunks) = match store.timescale() {
+        Some(_) => {
+            let counts = one(
+                store
+                    .fetch("SELECT COUNT(*), COUNT(*) FILTER (WHERE is_compressed) FROM timescaledb_information.chunks WHERE hypertable_name = 'telemetry'", vec![])
+                    .await?,
+            );
+            (counts.first().and_then(|v| v.as_i64()), counts.get(1).and_then(|v| v.as_i64()))
+        }
+        None => (None, None),
+    };
     let counts = one(
         store
             .fetch(
@@ -189,6 +338,8 @@ pub async fn info(store: &Store) -> Result<StoreInfo, StoreError> {
         raw_frames: int(1),
         segments: int(2),
         compacted_frames,
+        chunks,
+        compressed_chunks,
         segment_bytes_per_frame: if compacted_frames > 0 { bytes as f64 / compacted_frames as f64 } else { 0.0 },
     })
 }

@@ -11,6 +11,7 @@
 //! the shared SQL of [`sql`].
 
 mod error;
+pub mod export;
 pub mod frames;
 pub mod from_redis;
 pub mod lifecycle;
@@ -21,6 +22,7 @@ pub mod segment;
 mod spool;
 mod sql;
 mod sqlite;
+pub mod timescale;
 pub mod writer;
 
 use std::str::FromStr;
@@ -102,6 +104,26 @@ impl Store {
         match self {
             Store::Sqlite(_) => Dialect::Sqlite,
             Store::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// The pool of a PostgreSQL server whose telemetry is a TimescaleDB hypertable.
+    pub fn timescale(&self) -> Option<&sqlx::PgPool> {
+        match self {
+            Store::Postgres(store) if store.timescale().is_some() => Some(store.pool()),
+            _ => None,
+        }
+    }
+
+    /// SQL for the start, in milliseconds, of the bucket of `every_ms` (counted from
+    /// `origin_ms`) that holds the instant `time` at or after the origin: TimescaleDB's
+    /// `time_bucket` where telemetry is a hypertable, arithmetic elsewhere. Numbers computed
+    /// by the caller, never input.
+    pub fn bucket_ms(&self, time: &str, every_ms: i64, origin_ms: i64) -> String {
+        let d = self.dialect();
+        match self.timescale() {
+            Some(_) => d.ms(&format!("time_bucket(INTERVAL '{every_ms} milliseconds', {time}, to_timestamp({origin_ms}::BIGINT / 1000.0))")),
+            None => format!("({} - {origin_ms}) / {every_ms} * {every_ms} + {origin_ms}", d.ms(time)),
         }
     }
 

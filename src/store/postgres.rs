@@ -16,7 +16,9 @@ use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow
 use sqlx::{AssertSqlSafe, Column as _, Postgres, Row as _, Transaction, TypeInfo as _, ValueRef as _};
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
+use super::timescale;
 use super::rows::{Row, RunTarget, failures, hourly_upserts, wire_name};
 use super::sql::{Cell, Param, Statement};
 use super::{StoreError, Written};
@@ -35,7 +37,52 @@ pub enum Ingest {
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
-    ingest: Ingest,
+    /// How batches go in: [`Ingest::Unnest`] from the first time the server refuses COPY.
+    ingest: Arc<Mutex<Ingest>>,
+    /// The TimescaleDB version in use, when telemetry is a hypertable.
+    timescale: Option<String>,
+    /// Why the life-cycle path is the one it is, for `aegis store info`.
+    path: String,
+}
+
+/// What a `postgres://` URL may say to the store itself, beside what it says to the server:
+/// `max_connections=N` (1 for a server that takes one client at a time, as the TimescaleDB
+/// engine for tests does), `timescaledb=off` (plain PostgreSQL even where the extension is
+/// offered) and `chunk_interval=6h` (the hypertable's, when it is created). They are taken out
+/// before the URL reaches the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UrlOptions {
+    url: String,
+    max_connections: u32,
+    timescaledb: bool,
+    chunk_interval: Duration,
+}
+
+impl UrlOptions {
+    fn parse(url: &str) -> Result<Self, StoreError> {
+        let problem = |problem: String| StoreError::Url { url: url.to_owned(), problem };
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut options = Self { url: base.to_owned(), max_connections: 4, timescaledb: true, chunk_interval: timescale::CHUNK_INTERVAL };
+        let mut rest = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=').unwrap_or((pair, "")) {
+                ("max_connections", n) => {
+                    options.max_connections = n.parse().ok().filter(|n| *n > 0).ok_or_else(|| problem(format!("max_connections must be a whole number above 0, not `{n}`")))?;
+                }
+                ("timescaledb", "on") => options.timescaledb = true,
+                ("timescaledb", "off") => options.timescaledb = false,
+                ("timescaledb", other) => return Err(problem(format!("timescaledb must be on or off, not `{other}`"))),
+                ("chunk_interval", text) => {
+                    options.chunk_interval = humantime::parse_duration(text).ok().filter(|d| d.as_secs() >= 60).ok_or_else(|| problem(format!("chunk_interval must be a duration of a minute or more, like 6h, not `{text}`")))?;
+                }
+                _ => rest.push(pair),
+            }
+        }
+        if !rest.is_empty() {
+            options.url = format!("{base}?{}", rest.join("&"));
+        }
+        Ok(options)
+    }
 }
 
 /// What a column holds, for COPY's text and UNNEST's arrays.
@@ -213,13 +260,38 @@ fn table_of(run_id: i64, row: &Row) -> (usize, Vec<Field<'_>>) {
 impl PostgresStore {
     /// Connects to the server at `url` and applies the migrations.
     pub async fn open(url: &str, ingest: Ingest) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)?;
+        let options = UrlOptions::parse(url)?;
+        let connect = PgConnectOptions::from_str(&options.url)?;
         // A write to a server that is down fails within seconds, so that the writer spools
         // instead of waiting.
-        let pool = PgPoolOptions::new().max_connections(4).acquire_timeout(Duration::from_secs(5)).connect_with(options).await?;
-        let store = Self { pool, ingest };
+        let pool = PgPoolOptions::new().max_connections(options.max_connections).acquire_timeout(Duration::from_secs(5)).connect_with(connect).await?;
+        let mut store = Self { pool, ingest: Arc::new(Mutex::new(ingest)), timescale: None, path: String::new() };
         store.migrate().await?;
+        let offered = timescale::offered(&store.pool).await?;
+        store.path = match (offered, options.timescaledb) {
+            (Some(version), true) => {
+                timescale::set_up(&store.pool, options.chunk_interval).await?;
+                let path = format!(
+                    "TimescaleDB {version}: telemetry is a hypertable in {} chunks, compressed natively (segment by run_id, vehicle_id; order by time, seq) and rolled up by the continuous aggregates telemetry_hourly and telemetry_daily at the writer's watermark of simulated time; days past the retention age exported to Parquet, then their chunks dropped",
+                    humantime::format_duration(timescale::chunk_interval(&store.pool).await?.unwrap_or(options.chunk_interval))
+                );
+                store.timescale = Some(version);
+                path
+            }
+            (Some(version), false) => format!("plain PostgreSQL, since the URL says timescaledb=off (TimescaleDB {version} is offered): {}", own_path()),
+            (None, _) => format!("plain PostgreSQL, since this server does not offer the timescaledb extension: {}", own_path()),
+        };
         Ok(store)
+    }
+
+    /// The TimescaleDB version in use, when telemetry is a hypertable.
+    pub fn timescale(&self) -> Option<&str> {
+        self.timescale.as_deref()
+    }
+
+    /// Which life-cycle path is active, and why.
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     /// Applies the migrations not yet applied; applying them again changes nothing.
@@ -253,9 +325,16 @@ impl PostgresStore {
 
     /// Writes `rows` for `target` in one transaction: all of them land, or none.
     pub async fn write(&self, target: &RunTarget, rows: &[Row]) -> Result<Written, StoreError> {
-        if self.ingest == Ingest::Copy {
+        let ingest = *self.ingest.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if ingest == Ingest::Copy {
             match self.copy(target, rows).await {
                 Err(StoreError::Database(sqlx::Error::Database(error))) if error.is_unique_violation() => {}
+                // A server that does not take COPY (feature_not_supported, as the TimescaleDB
+                // engine for tests answers) gets every batch by UNNEST from now on.
+                Err(StoreError::Database(sqlx::Error::Database(error))) if error.code().as_deref() == Some("0A000") => {
+                    tracing::info!("the server refuses COPY ({}): writing by INSERT ... UNNEST", error.message());
+                    *self.ingest.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Ingest::Unnest;
+                }
                 other => return other,
             }
         }
@@ -407,6 +486,11 @@ fn push_timestamp(out: &mut String, ms: i64) {
     let year = yoe + era * 400 + i64::from(month <= 2);
     let (h, m, s, milli) = (of_day / 3_600_000, of_day / 60_000 % 60, of_day / 1000 % 60, of_day % 1000);
     let _ = write!(out, "{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02}.{milli:03}+00");
+}
+
+/// The store's own life cycle, as plain PostgreSQL and SQLite live it.
+pub(super) fn own_path() -> &'static str {
+    "vehicle-hours older than the compaction age compacted into telemetry_segments, and telemetry past the retention age exported to Parquet and dropped, at the writer's watermark of simulated time"
 }
 
 /// A failure's ground truth, kept up to date from each batch that reports it.

@@ -236,9 +236,9 @@ async fn buckets(store: &Store, run_id: i64, vehicle: i64, (from_ms, to_ms): (i6
     // The numbers written into the text are computed here, never taken from input.
     let aggregates: Vec<String> = metrics.iter().map(|m| format!("MIN({0}), {1}, MAX({0})", m.name(), d.int(&format!("SUM({})", m.name())))).collect();
     let sql = format!(
-        "SELECT ({} - {from_ms}) / {every_ms} * {every_ms} + {from_ms} AS bucket, MIN(sim_time), COUNT(*), {} FROM telemetry
+        "SELECT {} AS bucket, MIN(sim_time), COUNT(*), {} FROM telemetry
          WHERE run_id = ? AND vehicle_id = ? AND time >= {at} AND time < {at} GROUP BY bucket",
-        d.ms("time"),
+        store.bucket_ms("time", every_ms, from_ms),
         aggregates.join(", ")
     );
     let mut buckets = BTreeMap::new();
@@ -432,11 +432,37 @@ pub async fn fleet(store: &Store, run: &StoredRun, period: Period) -> Result<Ans
         Dialect::Sqlite => ("MIN", "MAX"),
         Dialect::Postgres => ("LEAST", "GREATEST"),
     };
+    let rolled = match store.timescale() {
+        None => format!(
+            "SELECT ({hour} / {b}) * {b} AS bucket, model, SUM(frames) AS frames, SUM(distance_km) AS distance_km, SUM(energy_kwh) AS energy_kwh,
+                    SUM(heartbeats) AS heartbeats, SUM(available) AS available
+             FROM fleet_hourly WHERE run_id = ? GROUP BY ({hour} / {b}) * {b}, model",
+            hour = d.ms("hour"),
+        ),
+        // Telemetry from the continuous aggregates (in steps, scaled here); heartbeats from
+        // the writer's rollup, the one table they are summed in.
+        Some(_) => {
+            let (view, column) = match period {
+                Period::Hour => ("telemetry_hourly", "hour"),
+                Period::Day => ("telemetry_daily", "day"),
+            };
+            let (speed, power) = (Metric::SpeedKph.spec().resolution, Metric::EnginePowerKw.spec().resolution);
+            format!(
+                "SELECT bucket, model, SUM(frames) AS frames, SUM(distance_km) AS distance_km, SUM(energy_kwh) AS energy_kwh,
+                        SUM(heartbeats) AS heartbeats, SUM(available) AS available FROM (
+                    SELECT {bucket} AS bucket, v.model, t.frames, t.speed_steps * {speed:?} / 3600.0 AS distance_km, t.power_steps * {power:?} / 3600.0 AS energy_kwh,
+                           0 AS heartbeats, 0 AS available
+                    FROM {view} t JOIN vehicles v ON v.run_id = t.run_id AND v.vehicle_id = t.vehicle_id WHERE t.run_id = ?
+                    UNION ALL
+                    SELECT ({hour} / {b}) * {b}, model, 0, 0, 0, heartbeats, available FROM fleet_hourly WHERE run_id = ?) u
+                 GROUP BY bucket, model",
+                bucket = d.ms(&format!("t.{column}")),
+                hour = d.ms("hour"),
+            )
+        }
+    };
     let sql = format!(
-        "WITH rolled AS (
-            SELECT ({hour} / {b}) * {b} AS bucket, model, SUM(frames) AS frames, SUM(distance_km) AS distance_km, SUM(energy_kwh) AS energy_kwh,
-                   SUM(heartbeats) AS heartbeats, SUM(available) AS available
-            FROM fleet_hourly WHERE run_id = ? GROUP BY ({hour} / {b}) * {b}, model),
+        "WITH rolled AS ({rolled}),
          steps AS (
             SELECT ({at} / {b}) * {b} AS bucket, a.vehicle_id, a.alert_id,
                    MAX(CASE a.severity WHEN 'critical' THEN 1.0 WHEN 'major' THEN 0.5 WHEN 'minor' THEN 0.2 WHEN 'warning' THEN 0.1 ELSE 0.0 END) AS weight,
@@ -450,7 +476,6 @@ pub async fn fleet(store: &Store, run: &StoredRun, period: Period) -> Result<Ans
          SELECT r.bucket, r.model, {vehicles}, {hours}, {distance}, {energy}, {alerts}, {available}, {health}
          FROM rolled r JOIN fleet f ON f.model = r.model LEFT JOIN hurt h ON h.bucket = r.bucket AND h.model = r.model
          ORDER BY r.bucket, r.model",
-        hour = d.ms("hour"),
         at = d.ms("a.time"),
         audit = d.json("a.audit"),
         vehicles = d.int("f.vehicles"),
@@ -461,7 +486,7 @@ pub async fn fleet(store: &Store, run: &StoredRun, period: Period) -> Result<Ans
         available = d.float("CASE WHEN r.heartbeats > 0 THEN r.available * 1.0 / r.heartbeats ELSE 1.0 END"),
         health = d.float(&format!("{greatest}(0.0, 1.0 - COALESCE(h.lost, 0.0) / f.vehicles)")),
     );
-    let params = vec![Param::Int(run.run_id); 4];
+    let params = vec![Param::Int(run.run_id); if store.timescale().is_some() { 5 } else { 4 }];
     let columns = vec![
         col("bucket", Show::Time),
         col("model", Show::Plain),
@@ -537,7 +562,7 @@ pub async fn tsbs(store: &Store, run: &StoredRun, query: Tsbs) -> Result<Answer,
         Tsbs::DailyActivity => {
             // Steps above 1 km/h, so the engine compares integers.
             let moving = (1.0 / speed.spec().resolution).floor() as i64;
-            let day = format!("({} / 86400000) * 86400000", d.ms("time"));
+            let day = store.bucket_ms("time", 86_400_000, 0);
             let sql = format!(
                 "SELECT vehicle_id, {day} AS day, SUM(CASE WHEN {} > {moving} THEN 1 ELSE 0 END) FROM telemetry WHERE run_id = ? GROUP BY vehicle_id, {day}",
                 speed.name()

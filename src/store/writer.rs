@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::RecvTimeoutError;
 use serde::Serialize;
 
-use super::lifecycle::{self, LifecycleSettings};
+use super::lifecycle::{self, LifecycleSettings, Progress};
 use super::spool::Spool;
 use super::{Batch, DeadLetter, Row, RunInfo, RunTarget, Store, StoreError};
 use crate::bus::Subscription;
@@ -116,6 +116,8 @@ pub struct WriterStatus {
     spool_waiting: AtomicU64,
     compacted: AtomicU64,
     segments: AtomicU64,
+    exported: AtomicU64,
+    retired: AtomicU64,
     /// Simulation time of the latest committed row, as f64 bits.
     stored_sim_time: AtomicU64,
     /// Simulation time of the latest row committed or spooled, as f64 bits.
@@ -146,8 +148,12 @@ pub struct WriterFigures {
     pub spool_waiting: u64,
     /// Raw rows compacted into segments.
     pub compacted: u64,
-    /// Segments written.
+    /// Segments written (on TimescaleDB: chunks compressed).
     pub segments: u64,
+    /// Parquet files retention wrote.
+    pub exported: u64,
+    /// Telemetry rows exported and dropped by retention.
+    pub retired: u64,
     /// Simulation time of the latest committed row.
     pub stored_sim_time: f64,
 }
@@ -156,8 +162,8 @@ impl WriterFigures {
     /// The counters in one short line, for progress output.
     pub fn line(&self) -> String {
         format!(
-            "store: stored {} spooled {} replayed {} retried {} rejected {} duplicates {} compacted {}",
-            self.stored, self.spooled, self.replayed, self.retried, self.rejected, self.duplicates, self.compacted
+            "store: stored {} spooled {} replayed {} retried {} rejected {} duplicates {} compacted {} retired {}",
+            self.stored, self.spooled, self.replayed, self.retried, self.rejected, self.duplicates, self.compacted, self.retired
         )
     }
 }
@@ -187,6 +193,8 @@ impl WriterStatus {
             spool_waiting: self.spool_waiting.load(Ordering::Relaxed),
             compacted: self.compacted.load(Ordering::Relaxed),
             segments: self.segments.load(Ordering::Relaxed),
+            exported: self.exported.load(Ordering::Relaxed),
+            retired: self.retired.load(Ordering::Relaxed),
             stored_sim_time: f64::from_bits(self.stored_sim_time.load(Ordering::Relaxed)),
         }
     }
@@ -237,8 +245,8 @@ pub struct BatchWriter {
     /// While the database is unreachable: when to try it next.
     retry_at: Option<Instant>,
     lifecycle: Option<LifecycleSettings>,
-    /// Rows before this instant (ms) are compacted.
-    compacted_to: i64,
+    /// How far the life cycle has gone.
+    progress: Progress,
 }
 
 impl BatchWriter {
@@ -261,8 +269,8 @@ impl BatchWriter {
             max_backoff: settings.max_backoff,
             backoff: Duration::from_millis(50),
             retry_at: None,
-            lifecycle: settings.lifecycle,
-            compacted_to: i64::MIN,
+            lifecycle: settings.lifecycle.clone(),
+            progress: Progress::default(),
         }
     }
 
@@ -381,28 +389,29 @@ impl BatchWriter {
         self.spool.is_empty()
     }
 
-    /// Compacts what the watermark has left old enough: the simulated instant of the latest row
-    /// committed, and only while nothing waits in the spool (a spooled row is not yet
-    /// durable, and its replay must land among raw rows). A failure is logged and tried again
-    /// at the next whole segment; the raw rows stay as they are meanwhile.
+    /// Takes the life cycle as far as the watermark allows (compaction, retention): the
+    /// simulated instant of the latest row committed, and only while nothing waits in the
+    /// spool (a spooled row is not yet durable, and its replay must land among raw rows). A
+    /// failure is logged and tried again at the next step; the rows stay as they are meanwhile.
     async fn maintain(&mut self) {
-        let Some(settings) = self.lifecycle else { return };
+        let Some(settings) = &self.lifecycle else { return };
         if !self.spool.is_empty() {
             return;
         }
         let stored_s = f64::from_bits(self.status.stored_sim_time.load(Ordering::Relaxed));
         let watermark_ms = super::instant(self.target.start, stored_s).unix_ms() as i64;
-        let cutoff = settings.cutoff(watermark_ms);
-        if cutoff <= self.compacted_to {
-            return;
-        }
-        self.compacted_to = cutoff;
-        match lifecycle::compact(&self.store, self.target.run_id, cutoff, &settings).await {
+        match lifecycle::maintain(&self.store, &self.target, watermark_ms, settings, &mut self.progress).await {
             Ok(done) => {
-                add(&self.status.compacted, done.frames);
-                add(&self.status.segments, done.segments);
+                add(&self.status.compacted, done.compacted.frames);
+                add(&self.status.segments, done.compacted.segments);
+                add(&self.status.exported, done.exported.len() as u64);
+                add(&self.status.retired, done.retired);
             }
-            Err(error) => tracing::warn!("compacting telemetry before {}: {error}", crate::model::WallTime::from_unix_ms(cutoff.max(0) as u64)),
+            Err(error) => {
+                // Not again until the next whole step: a failing database is not hammered.
+                self.progress.skip_to(watermark_ms, settings);
+                tracing::warn!("telemetry life cycle at {}: {error}", crate::model::WallTime::from_unix_ms(watermark_ms.max(0) as u64));
+            }
         }
     }
 

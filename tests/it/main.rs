@@ -10,6 +10,7 @@ mod missions;
 mod orchestration;
 mod postgres_server;
 mod redis_server;
+mod tsdb_server;
 mod rules;
 mod scenarios;
 mod store;
