@@ -307,6 +307,15 @@ pub fn open_store(url: &str, options: &RunOptions, bus: &SharedBus) -> anyhow::R
     Ok((name, writer))
 }
 
+/// `[########------------]  40%  ETA 12m 5s`: how far a run is, and when it ends at this pace.
+fn progress_bar(done: f64, elapsed: Duration) -> String {
+    const WIDTH: usize = 20;
+    let done = done.clamp(0.0, 1.0);
+    let filled = (done * WIDTH as f64).round() as usize;
+    let eta = if done > 0.0 { Duration::from_secs((elapsed.as_secs_f64() * (1.0 - done) / done).round() as u64) } else { Duration::ZERO };
+    format!("[{}{}] {:>3.0}%  ETA {}", "#".repeat(filled), "-".repeat(WIDTH - filled), done * 100.0, humantime::format_duration(eta))
+}
+
 /// Runs a scenario headless on the in-process bus to its end, writes `--summary` and returns
 /// the summary.
 pub fn run_headless(options: &RunOptions) -> anyhow::Result<RunSummary> {
@@ -384,7 +393,8 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
                 format!("  {} lag {:.0} s", w.status().figures().line(), w.status().lag_s(clock.seconds()))
             });
             eprintln!(
-                "[aegis] sim {}  vehicles {}  {:.0} msg/s  {:.1}x real time  {}{store_line}",
+                "[aegis] {}  sim {}  vehicles {}  {:.0} msg/s  {:.1}x real time  {}{store_line}",
+                progress_bar(clock.seconds() / options.duration.as_secs_f64().max(1.0), started.elapsed()),
                 clock_text(clock.seconds()),
                 options.vehicles,
                 rate,

@@ -6,12 +6,14 @@
 //!   failure and rollup upkeep, COPY on PostgreSQL) and by the plainest fast path the engine
 //!   has (one COPY of pre-formatted text on PostgreSQL; one prepared INSERT per row in one
 //!   transaction on SQLite), the ceiling.
-//! - **Queries**: seven days of ten vehicles (6 million frames, kept between runs under a fixed
-//!   run name so later runs skip the load; all but the last day compacted as they load), then
-//!   the latest state, one hour of one vehicle and the daily fleet aggregate, each timed over
-//!   repeated calls.
-//! - **Compression**: the simulator's own telemetry of ten vehicles, raw and then compacted, in
-//!   a scratch database beside the one measured, by the engine's own size figures.
+//! - **Queries**: thirty days of ten vehicles (26 million frames, kept between runs under a
+//!   fixed run name so later runs skip the load; all but the last day compressed as they
+//!   load), then the latest state, one hour of one vehicle, and the daily fleet aggregate from
+//!   the rollups and from the frames themselves, each timed over repeated calls.
+//! - **Compression**: the simulator's own telemetry of ten vehicles, raw and then compressed
+//!   (the store's segments, or TimescaleDB's chunks), by the engine's own size figures: in a
+//!   scratch database beside the one measured, or on TimescaleDB in chunks of a year no run
+//!   uses, dropped after.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,7 +49,7 @@ pub struct StoreBenchOptions {
 /// Figures of `aegis bench store`.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoreBench {
-    /// `sqlite` or `postgres`.
+    /// `sqlite`, `postgres` or `timescaledb`.
     pub backend: &'static str,
     /// Telemetry rows written each way.
     pub ingest_rows: u64,
@@ -55,10 +57,11 @@ pub struct StoreBench {
     pub ingest_vehicles: u32,
     /// Rows per second through the writer.
     pub ingest_rows_per_second: f64,
-    /// Rows per second by the engine's plainest fast path, on the same rows and database.
-    pub ceiling_rows_per_second: f64,
+    /// Rows per second by the engine's plainest fast path (COPY, or prepared INSERTs), on the
+    /// same rows and database; `None` on a server that refuses COPY.
+    pub ceiling_rows_per_second: Option<f64>,
     /// The writer's share of the ceiling, 0 to 1.
-    pub share_of_ceiling: f64,
+    pub share_of_ceiling: Option<f64>,
     /// Vehicles at 1 Hz the writer keeps up with: its rows per second.
     pub vehicles_at_1hz: f64,
     /// Telemetry rows of the query history.
@@ -74,8 +77,11 @@ pub struct StoreBench {
     pub range_query_p50_ms: f64,
     /// The same hour with every metric, 99th percentile.
     pub range_query_all_metrics_p99_ms: f64,
-    /// Seven days by day and model, median of the calls.
+    /// The whole history by day and model from the rollups (continuous aggregates on
+    /// TimescaleDB), median of the calls.
     pub daily_aggregate_ms: f64,
+    /// The same days summed from the frames (raw and compressed), median of five calls.
+    pub daily_aggregate_from_frames_ms: f64,
     /// Calls per query figure.
     pub repeats: u32,
     /// Bytes on disk per vehicle-second of compacted telemetry, indexes included, by the
@@ -126,6 +132,7 @@ async fn measure(options: &StoreBenchOptions) -> Result<StoreBench, StoreError> 
     let store = crate::store::open(&options.url).await?;
     let backend = match store.dialect() {
         crate::store::Dialect::Sqlite => "sqlite",
+        crate::store::Dialect::Postgres if store.timescale().is_some() => "timescaledb",
         crate::store::Dialect::Postgres => "postgres",
     };
     let compressed = compression(&store, options).await?;
@@ -163,18 +170,24 @@ async fn measure(options: &StoreBenchOptions) -> Result<StoreBench, StoreError> 
         query::fleet(&store, &run, Period::Day).await?;
         daily.push(started.elapsed().as_secs_f64() * 1000.0);
     }
-    for times in [&mut latest, &mut range, &mut range_all, &mut daily] {
+    let mut from_frames = Vec::new();
+    for _ in 0..options.repeats.clamp(1, 5) {
+        let started = Instant::now();
+        query::fleet_from_frames(&store, &run, Period::Day).await?;
+        from_frames.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    for times in [&mut latest, &mut range, &mut range_all, &mut daily, &mut from_frames] {
         times.sort_by(f64::total_cmp);
     }
     let ingest_rate = ingest_rows as f64 / writer_s;
-    let ceiling_rate = ingest_rows as f64 / ceiling_s;
+    let ceiling_rate = ceiling_s.map(|s| ingest_rows as f64 / s);
     Ok(StoreBench {
         backend,
         ingest_rows,
         ingest_vehicles: options.vehicles,
         ingest_rows_per_second: ingest_rate,
         ceiling_rows_per_second: ceiling_rate,
-        share_of_ceiling: ingest_rate / ceiling_rate,
+        share_of_ceiling: ceiling_rate.map(|c| ingest_rate / c),
         vehicles_at_1hz: ingest_rate,
         history_rows,
         history_loaded_now: loaded,
@@ -183,6 +196,7 @@ async fn measure(options: &StoreBenchOptions) -> Result<StoreBench, StoreError> 
         range_query_p50_ms: super::quantile(&range, 0.5),
         range_query_all_metrics_p99_ms: super::quantile(&range_all, 0.99),
         daily_aggregate_ms: super::quantile(&daily, 0.5),
+        daily_aggregate_from_frames_ms: super::quantile(&from_frames, 0.5),
         repeats: options.repeats,
         bytes_per_vehicle_second: compressed.compacted_bytes as f64 / compressed.vehicle_seconds as f64,
         raw_bytes_per_vehicle_second: compressed.raw_bytes as f64 / compressed.vehicle_seconds as f64,
@@ -222,6 +236,9 @@ async fn compress_in(store: &Store, options: &StoreBenchOptions, dir: &std::path
     let text = std::fs::read_to_string(&jsonl).map_err(|e| StoreError::Spool { path: jsonl.display().to_string(), source: e })?;
     let envelopes: Vec<Envelope> = text.lines().filter_map(|line| Envelope::from_json(line).ok()).collect();
 
+    if let Some(pool) = store.timescale() {
+        return compress_in_chunks(store, pool, &envelopes, options, dir).await;
+    }
     let (scratch, drop_after) = match store {
         Store::Sqlite(_) => (format!("sqlite:{}", dir.join("compression.db").display()), None),
         Store::Postgres(pg) => {
@@ -234,21 +251,10 @@ async fn compress_in(store: &Store, options: &StoreBenchOptions, dir: &std::path
         let scratch = crate::store::open(&scratch).await?;
         let empty = used_bytes(&scratch, "telemetry").await?;
         let info = run_info("bench-compression", 10);
-        let target = scratch.register_run(&info).await?;
-        let run_id = target.run_id;
-        let settings = WriterSettings { lifecycle: None, ..WriterSettings::default() };
-        let spool = dir.join("spool.jsonl");
-        let mut writer = BatchWriter::new(scratch.clone(), target, "bench", spool, &settings, Arc::new(WriterStatus::default()));
-        for chunk in envelopes.chunks(settings.batch_rows) {
-            let mut batch = Batch::default();
-            for envelope in chunk {
-                batch.push(info.start, envelope.clone());
-            }
-            writer.write(batch).await;
-        }
+        let target = write_raw(&scratch, &info, &envelopes, dir).await?;
         let raw = used_bytes(&scratch, "telemetry").await?.saturating_sub(empty);
         let before_segments = used_bytes(&scratch, "telemetry_segments").await?;
-        crate::store::lifecycle::compact(&scratch, run_id, crate::store::frames::ALL_TIME.1, &Default::default()).await?;
+        crate::store::lifecycle::compact(&scratch, target.run_id, crate::store::frames::ALL_TIME.1, &Default::default()).await?;
         let compacted = match scratch {
             // The file's pages in use, less the empty schema's: the raw rows' pages are free now.
             Store::Sqlite(_) => used_bytes(&scratch, "").await?.saturating_sub(empty),
@@ -263,13 +269,75 @@ async fn compress_in(store: &Store, options: &StoreBenchOptions, dir: &std::path
     measured
 }
 
+/// `envelopes` written raw through the writer as run `info` of `store`.
+async fn write_raw(store: &Store, info: &RunInfo, envelopes: &[Envelope], dir: &std::path::Path) -> Result<crate::store::RunTarget, StoreError> {
+    let target = store.register_run(info).await?;
+    let settings = WriterSettings { lifecycle: None, ..WriterSettings::default() };
+    let spool = dir.join("spool.jsonl");
+    let mut writer = BatchWriter::new(store.clone(), target.clone(), "bench", spool, &settings, Arc::new(WriterStatus::default()));
+    for chunk in envelopes.chunks(settings.batch_rows) {
+        let mut batch = Batch::default();
+        for envelope in chunk {
+            batch.push(info.start, envelope.clone());
+        }
+        writer.write(batch).await;
+    }
+    writer.catch_up_fully(None).await;
+    Ok(target)
+}
+
+/// On TimescaleDB: the telemetry as a run of its own in 2031, whose chunks no other run shares,
+/// compressed natively; the engine's before and after figures of those chunks (heap, TOAST and
+/// indexes); the chunks dropped after.
+async fn compress_in_chunks(store: &Store, pool: &sqlx::PgPool, envelopes: &[Envelope], options: &StoreBenchOptions, dir: &std::path::Path) -> Result<Compression, StoreError> {
+    let start = WallTime::from_unix_ms(1_925_424_000_000); // 2031-01-06T00:00:00Z
+    let info = RunInfo { start, ..run_info(&format!("bench-compression-{:08x}", rand::random::<u32>()), 10) };
+    let from = start.unix_ms() as i64;
+    let until = from + i64::from(options.compression_hours) * 3_600_000;
+    let measured = async {
+        write_raw(store, &info, envelopes, dir).await?;
+        crate::store::timescale::compress(pool, from, until).await?;
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(s.before_compression_total_bytes), 0)::BIGINT, COALESCE(SUM(s.after_compression_total_bytes), 0)::BIGINT
+             FROM chunk_compression_stats('telemetry') s
+             JOIN timescaledb_information.chunks c ON c.chunk_schema = s.chunk_schema AND c.chunk_name = s.chunk_name
+             WHERE c.hypertable_name = 'telemetry' AND c.is_compressed AND c.range_start >= to_timestamp($1::BIGINT / 1000.0)",
+        )
+        .bind(from)
+        .fetch_one(pool)
+        .await?;
+        let (before, after): (i64, i64) = (sqlx::Row::try_get(&row, 0)?, sqlx::Row::try_get(&row, 1)?);
+        // Only the compressed chunks' frames: the last instant may open a chunk of its own.
+        let compressed: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT (EXTRACT(EPOCH FROM range_start) * 1000)::BIGINT, (EXTRACT(EPOCH FROM range_end) * 1000)::BIGINT FROM timescaledb_information.chunks
+             WHERE hypertable_name = 'telemetry' AND is_compressed AND range_start >= to_timestamp($1::BIGINT / 1000.0)",
+        )
+        .bind(from)
+        .fetch_all(pool)
+        .await?;
+        let inside = |e: &&Envelope| {
+            let at = crate::store::instant(start, e.sim_time).unix_ms() as i64;
+            compressed.iter().any(|(a, b)| at >= *a && at < *b)
+        };
+        let vehicle_seconds = envelopes.iter().filter(|e| matches!(e.body, Body::Telemetry(_))).filter(inside).count() as u64;
+        Ok::<_, StoreError>(Compression { raw_bytes: before.max(0) as u64, compacted_bytes: after.max(1) as u64, vehicle_seconds: vehicle_seconds.max(1) })
+    }
+    .await;
+    sqlx::query("SELECT drop_chunks('telemetry', newer_than => to_timestamp($1::BIGINT / 1000.0))").bind(from).fetch_all(pool).await?;
+    store.delete_run(&info.name).await?;
+    measured
+}
+
 /// Bytes the engine reports in use: on SQLite the whole file's pages less the free ones
 /// (`table` is ignored: one table's pages have no figure of their own there); on PostgreSQL
 /// `pg_total_relation_size` of `table` (heap, TOAST and indexes).
 async fn used_bytes(store: &Store, table: &str) -> Result<u64, StoreError> {
     let sql = match store {
         Store::Sqlite(_) => "SELECT (page_count - freelist_count) * page_size FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()".to_owned(),
-        Store::Postgres(_) => format!("SELECT pg_total_relation_size('{table}')::BIGINT"),
+        // A partitioned table's size is its partitions'.
+        Store::Postgres(_) => format!(
+            "SELECT (pg_total_relation_size('{table}') + COALESCE((SELECT SUM(pg_total_relation_size(inhrelid)) FROM pg_inherits WHERE inhparent = '{table}'::regclass), 0))::BIGINT"
+        ),
     };
     Ok(store.fetch(&sql, vec![]).await?.first().and_then(|r| r[0].as_i64()).unwrap_or(0).max(0) as u64)
 }
@@ -289,8 +357,9 @@ fn with_database(url: &str, name: &str) -> String {
 }
 
 /// Writes the ingest fleet's frames through the writer and by the ceiling path, a batch of
-/// each in turn; returns the rows each wrote and the seconds each took.
-async fn ingest(store: &Store, options: &StoreBenchOptions) -> Result<(u64, f64, f64), StoreError> {
+/// each in turn; returns the rows each wrote and the seconds each took (no ceiling on a server
+/// that refuses COPY).
+async fn ingest(store: &Store, options: &StoreBenchOptions) -> Result<(u64, f64, Option<f64>), StoreError> {
     let tag = format!("{:08x}", rand::random::<u32>());
     let writer_run = run_info(&format!("bench-ingest-writer-{tag}"), options.vehicles);
     let ceiling_run = run_info(&format!("bench-ingest-ceiling-{tag}"), options.vehicles);
@@ -301,7 +370,7 @@ async fn ingest(store: &Store, options: &StoreBenchOptions) -> Result<(u64, f64,
     let mut writer = BatchWriter::new(store.clone(), writer_target, "bench", spool, &settings, Arc::new(WriterStatus::default()));
     let mut rng = SmallRng::seed_from_u64(42);
     let mut odometers = vec![0.0f32; options.vehicles as usize];
-    let (mut writer_time, mut ceiling_time) = (Duration::ZERO, Duration::ZERO);
+    let (mut writer_time, mut ceiling_time) = (Duration::ZERO, Some(Duration::ZERO));
     let mut envelopes = Vec::with_capacity(settings.batch_rows);
     let total = u64::from(options.vehicles) * u64::from(options.seconds);
     let mut rows = 0u64;
@@ -317,9 +386,7 @@ async fn ingest(store: &Store, options: &StoreBenchOptions) -> Result<(u64, f64,
                 // checkpoint or freshly grown index.
                 let writer_first = (rows / settings.batch_rows as u64).is_multiple_of(2);
                 if !writer_first {
-                    let started = Instant::now();
-                    ceiling::write(store, ceiling_input.clone()).await?;
-                    ceiling_time += started.elapsed();
+                    ceiling_time = ceiling::timed(store, ceiling_input.clone(), ceiling_time).await?;
                 }
                 let started = Instant::now();
                 let mut batch = Batch::default();
@@ -329,9 +396,7 @@ async fn ingest(store: &Store, options: &StoreBenchOptions) -> Result<(u64, f64,
                 writer.write(batch).await;
                 writer_time += started.elapsed();
                 if writer_first {
-                    let started = Instant::now();
-                    ceiling::write(store, ceiling_input).await?;
-                    ceiling_time += started.elapsed();
+                    ceiling_time = ceiling::timed(store, ceiling_input, ceiling_time).await?;
                 }
                 if last_report.elapsed() >= Duration::from_secs(2) {
                     last_report = Instant::now();
@@ -346,7 +411,7 @@ async fn ingest(store: &Store, options: &StoreBenchOptions) -> Result<(u64, f64,
     // The bench's own rows go again: they are not history anyone asked for.
     store.delete_run(&writer_run.name).await?;
     store.delete_run(&ceiling_run.name).await?;
-    Ok((rows, writer_time.as_secs_f64(), ceiling_time.as_secs_f64()))
+    Ok((rows, writer_time.as_secs_f64(), ceiling_time.map(|t| t.as_secs_f64())))
 }
 
 /// The query history: loaded through the writer unless a complete one is there. Returns its
@@ -432,6 +497,18 @@ mod ceiling {
                 Prepared::Copy(text)
             }
             Store::Sqlite(_) => Prepared::Rows(run_id, frames.collect()),
+        }
+    }
+
+    /// Writes `prepared` and adds its time to `so_far`; `None` from then on once the server
+    /// refuses COPY (feature_not_supported: the TimescaleDB engine for tests).
+    pub async fn timed(store: &Store, prepared: Prepared, so_far: Option<std::time::Duration>) -> Result<Option<std::time::Duration>, StoreError> {
+        let Some(so_far) = so_far else { return Ok(None) };
+        let started = std::time::Instant::now();
+        match write(store, prepared).await {
+            Ok(()) => Ok(Some(so_far + started.elapsed())),
+            Err(StoreError::Database(sqlx::Error::Database(error))) if error.code().as_deref() == Some("0A000") => Ok(None),
+            Err(error) => Err(error),
         }
     }
 

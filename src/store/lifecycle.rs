@@ -113,9 +113,12 @@ pub async fn maintain(store: &Store, target: &RunTarget, watermark_ms: i64, sett
     let cutoff = settings.cutoff(watermark_ms);
     if cutoff > progress.compacted_to {
         done.compacted = match store.timescale() {
-            Some(pool) => Compacted { segments: timescale::compress(pool, cutoff).await?, frames: 0 },
+            Some(pool) => Compacted { segments: timescale::compress(pool, super::frames::ALL_TIME.0, cutoff).await?, frames: 0 },
             None => compact(store, target.run_id, cutoff, settings).await?,
         };
+        if let Some((pool, _)) = store.partitioned() {
+            super::partitions::reclaim(pool, cutoff).await?;
+        }
         progress.compacted_to = cutoff;
     }
     if let Some(pool) = store.timescale() {
@@ -153,6 +156,9 @@ pub async fn retire(store: &Store, target: &RunTarget, before_ms: i64, settings:
         let exported = export::export(store, target, day, day + DAY_MS, &settings.archive).await?;
         retired += exported.iter().map(|e| e.rows).sum::<u64>();
         files.extend(exported);
+        if let Some((pool, days)) = store.partitioned() {
+            super::partitions::drop_day(pool, target.run_id, day, days).await?;
+        }
         day += DAY_MS;
     }
     if retired == 0 {

@@ -15,6 +15,7 @@ pub mod export;
 pub mod frames;
 pub mod from_redis;
 pub mod lifecycle;
+mod partitions;
 mod postgres;
 pub mod query;
 mod rows;
@@ -111,6 +112,15 @@ impl Store {
     pub fn timescale(&self) -> Option<&sqlx::PgPool> {
         match self {
             Store::Postgres(store) if store.timescale().is_some() => Some(store.pool()),
+            _ => None,
+        }
+    }
+
+    /// The pool of a plain PostgreSQL server, whose telemetry is partitioned by day, and the
+    /// partitions it knows.
+    pub(crate) fn partitioned(&self) -> Option<(&sqlx::PgPool, &partitions::Days)> {
+        match self {
+            Store::Postgres(store) => store.days().map(|days| (store.pool(), days)),
             _ => None,
         }
     }

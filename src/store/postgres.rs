@@ -18,7 +18,7 @@ use sqlx::{AssertSqlSafe, Column as _, Postgres, Row as _, Transaction, TypeInfo
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use super::timescale;
+use super::{partitions, timescale};
 use super::rows::{Row, RunTarget, failures, hourly_upserts, wire_name};
 use super::sql::{Cell, Param, Statement};
 use super::{StoreError, Written};
@@ -41,6 +41,8 @@ pub struct PostgresStore {
     ingest: Arc<Mutex<Ingest>>,
     /// The TimescaleDB version in use, when telemetry is a hypertable.
     timescale: Option<String>,
+    /// Without TimescaleDB: the day partitions known to exist.
+    days: Option<partitions::Days>,
     /// Why the life-cycle path is the one it is, for `aegis store info`.
     path: String,
 }
@@ -265,11 +267,12 @@ impl PostgresStore {
         // A write to a server that is down fails within seconds, so that the writer spools
         // instead of waiting.
         let pool = PgPoolOptions::new().max_connections(options.max_connections).acquire_timeout(Duration::from_secs(5)).connect_with(connect).await?;
-        let mut store = Self { pool, ingest: Arc::new(Mutex::new(ingest)), timescale: None, path: String::new() };
+        let mut store = Self { pool, ingest: Arc::new(Mutex::new(ingest)), timescale: None, days: None, path: String::new() };
         store.migrate().await?;
         let offered = timescale::offered(&store.pool).await?;
-        store.path = match (offered, options.timescaledb) {
-            (Some(version), true) => {
+        let (hypertable, partitioned) = (timescale::is_hypertable(&store.pool).await?, partitions::is_partitioned(&store.pool).await?);
+        store.path = match (offered, options.timescaledb || hypertable) {
+            (Some(version), true) if !partitioned => {
                 timescale::set_up(&store.pool, options.chunk_interval).await?;
                 let path = format!(
                     "TimescaleDB {version}: telemetry is a hypertable in {} chunks, compressed natively (segment by run_id, vehicle_id; order by time, seq) and rolled up by the continuous aggregates telemetry_hourly and telemetry_daily at the writer's watermark of simulated time; days past the retention age exported to Parquet, then their chunks dropped",
@@ -278,8 +281,16 @@ impl PostgresStore {
                 store.timescale = Some(version);
                 path
             }
-            (Some(version), false) => format!("plain PostgreSQL, since the URL says timescaledb=off (TimescaleDB {version} is offered): {}", own_path()),
-            (None, _) => format!("plain PostgreSQL, since this server does not offer the timescaledb extension: {}", own_path()),
+            offered => {
+                partitions::set_up(&store.pool).await?;
+                store.days = Some(partitions::Days::default());
+                let why = match offered {
+                    (Some(_), true) => "telemetry was partitioned by day before TimescaleDB was offered here, and stays so".to_owned(),
+                    (Some(version), false) => format!("the URL says timescaledb=off (TimescaleDB {version} is offered)"),
+                    (None, _) => "this server does not offer the timescaledb extension".to_owned(),
+                };
+                format!("plain PostgreSQL, since {why}: telemetry partitioned by UTC day (telemetry_YYYYMMDD); {}", own_path())
+            }
         };
         Ok(store)
     }
@@ -287,6 +298,11 @@ impl PostgresStore {
     /// The TimescaleDB version in use, when telemetry is a hypertable.
     pub fn timescale(&self) -> Option<&str> {
         self.timescale.as_deref()
+    }
+
+    /// Without TimescaleDB: the day partitions known to exist.
+    pub fn days(&self) -> Option<&partitions::Days> {
+        self.days.as_ref()
     }
 
     /// Which life-cycle path is active, and why.
@@ -325,6 +341,9 @@ impl PostgresStore {
 
     /// Writes `rows` for `target` in one transaction: all of them land, or none.
     pub async fn write(&self, target: &RunTarget, rows: &[Row]) -> Result<Written, StoreError> {
+        if let Some(days) = &self.days {
+            days.ensure(&self.pool, rows.iter().filter(|r| matches!(r, Row::Telemetry(..))).map(|r| r.key().time_ms)).await?;
+        }
         let ingest = *self.ingest.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if ingest == Ingest::Copy {
             match self.copy(target, rows).await {

@@ -31,6 +31,15 @@ pub async fn offered(pool: &PgPool) -> Result<Option<String>, StoreError> {
     Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
 }
 
+/// Whether telemetry is a hypertable already (the extension installed in this database).
+pub async fn is_hypertable(pool: &PgPool) -> Result<bool, StoreError> {
+    let installed = sqlx::query("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetch_optional(pool).await?.is_some();
+    if !installed {
+        return Ok(false);
+    }
+    Ok(sqlx::query("SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'telemetry'").fetch_optional(pool).await?.is_some())
+}
+
 /// Makes telemetry a compressed hypertable with continuous aggregates; applying it again
 /// changes nothing. Rows already there move into chunks.
 pub async fn set_up(pool: &PgPool, chunk_interval: Duration) -> Result<(), StoreError> {
@@ -88,13 +97,16 @@ fn moving_steps() -> i64 {
     (1.0 / speed.resolution).floor() as i64
 }
 
-/// Compresses every chunk that ends by `before_ms` and is not compressed yet; returns how many.
-pub async fn compress(pool: &PgPool, before_ms: i64) -> Result<u64, StoreError> {
+/// Compresses every chunk that starts at `from_ms` or later, ends by `before_ms` and is not
+/// compressed yet; returns how many.
+pub async fn compress(pool: &PgPool, from_ms: i64, before_ms: i64) -> Result<u64, StoreError> {
     let rows = sqlx::query(
         "SELECT compress_chunk(format('%I.%I', chunk_schema, chunk_name)::regclass, if_not_compressed => TRUE)
          FROM timescaledb_information.chunks
-         WHERE hypertable_name = 'telemetry' AND NOT is_compressed AND range_end <= to_timestamp($1::BIGINT / 1000.0)",
+         WHERE hypertable_name = 'telemetry' AND NOT is_compressed
+           AND range_start >= to_timestamp($1::BIGINT / 1000.0) AND range_end <= to_timestamp($2::BIGINT / 1000.0)",
     )
+    .bind(from_ms)
     .bind(before_ms)
     .fetch_all(pool)
     .await?;

@@ -136,4 +136,21 @@ fn a_finished_run_is_compacted_by_store_compact_and_info_says_so() {
     let unknown = aegis().args(["store", "compact", "--store", &url, "--run", "no-such-run"]).output().unwrap();
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no run named `no-such-run`"));
+
+    // An hour that spans compacted and raw rows, exported on demand: the database keeps it.
+    let out = dir.path().join("export");
+    let export = aegis().args(["store", "export", "--store", &url, "--from", "30m", "--to", "90m", "--out"]).arg(&out).output().unwrap();
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let said = String::from_utf8_lossy(&export.stdout);
+    let (path, rows) = said.trim().rsplit_once(": ").unwrap();
+    assert_eq!(rows, "14400 rows", "{said}");
+    assert!(path.ends_with(".parquet"), "{said}");
+    let read = crate::lifecycle::read_with_pyarrow(std::path::Path::new(path));
+    assert_eq!(read["rows"], 4 * 3600);
+    assert!(read["labelled"].as_u64().unwrap() > 0, "the coolant leak labels the rows before it: {read}");
+    let info: serde_json::Value = serde_json::from_slice(&aegis().args(["store", "info", "--store", &url, "--json"]).output().unwrap().stdout).unwrap();
+    assert_eq!(info["raw_frames"].as_i64().unwrap() + info["compacted_frames"].as_i64().unwrap(), 4 * 7200, "export drops nothing: {info}");
+    let backwards = aegis().args(["store", "export", "--store", &url, "--from", "90m", "--to", "30m", "--out"]).arg(&out).output().unwrap();
+    assert!(!backwards.status.success());
+    assert!(String::from_utf8_lossy(&backwards.stderr).contains("--from must come before --to"));
 }

@@ -91,6 +91,7 @@ fn compacted_hours_answer_like_raw_ones(url_raw: &str, url_compacted: &str) {
     let info = block_on(aegis::store::lifecycle::info(&compacted)).unwrap();
     assert_eq!((info.segments, info.compacted_frames, info.raw_frames), (6, old as i64, (sent.len() - old) as i64), "{info:?}");
 
+    assert_rollups_equal_the_frames(&compacted, "compacted");
     let expected = answers(&raw, "raw");
     let got = answers(&compacted, "compacted");
     assert_eq!(expected.len(), got.len());
@@ -147,6 +148,24 @@ fn nothing_is_compacted_while_rows_wait_in_the_spool() {
     assert_eq!(total, 300, "every frame once, raw or compacted");
 }
 
+/// The rollups (the writer's, or TimescaleDB's continuous aggregates) against the same sums
+/// taken from the frames, raw and compressed: vehicle-hours, distance and energy by day.
+fn assert_rollups_equal_the_frames(store: &Store, name: &str) {
+    let run = block_on(query::run(store, Some(name))).unwrap();
+    for period in [Period::Hour, Period::Day] {
+        let rolled = block_on(query::fleet(store, &run, period)).unwrap();
+        let direct = block_on(query::fleet_from_frames(store, &run, period)).unwrap();
+        assert_eq!(rolled.rows.len(), direct.rows.len(), "{period:?}: {rolled:?} vs {direct:?}");
+        for (r, d) in rolled.rows.iter().zip(&direct.rows) {
+            assert_eq!((&r[0], &r[1]), (&d[0], &d[1]), "{period:?}");
+            for (got, expected) in [(&r[3], &d[2]), (&r[4], &d[3]), (&r[5], &d[4])] {
+                let (got, expected) = (got.as_f64().unwrap(), expected.as_f64().unwrap());
+                assert!((got - expected).abs() <= 1e-6 * expected.abs().max(1.0), "{period:?}: {r:?} vs {d:?}");
+            }
+        }
+    }
+}
+
 /// Cells equal, numbers within a billionth of each other (sums added in another order).
 fn assert_close(got: &query::Answer, expected: &query::Answer, what: &str) {
     assert_eq!(got.columns, expected.columns, "{what}");
@@ -195,6 +214,7 @@ fn timescaledb_compresses_chunks_natively_and_answers_like_raw_rows() {
     assert!(info.lifecycle.starts_with("TimescaleDB"), "{info:?}");
     assert_eq!((info.chunks, info.compressed_chunks), (Some(4), Some(2)), "{info:?}");
 
+    assert_rollups_equal_the_frames(&store, "compressed");
     // Every answer as on the raw run; the fleet's sums (continuous aggregates here) to a billionth.
     let expected = answers(&raw, "raw");
     let got = answers(&store, "compressed");
@@ -214,7 +234,7 @@ fn late_run(name: &str) -> RunInfo {
 
 /// pyarrow's reading of a Parquet file: rows, column types, the file's metadata, and vehicle
 /// 2's first row.
-fn read_with_pyarrow(path: &std::path::Path) -> serde_json::Value {
+pub(crate) fn read_with_pyarrow(path: &std::path::Path) -> serde_json::Value {
     let script = r#"
 import json, sys
 import pyarrow.compute as pc
@@ -265,6 +285,10 @@ fn retention_exports_whole_days_then_drops_them(url: &str) {
     let kept = count(&store, "SELECT COUNT(*) FROM telemetry WHERE run_id = ?", id()) + count(&store, "SELECT CAST(COALESCE(SUM(frames), 0) AS BIGINT) FROM telemetry_segments WHERE run_id = ?", id());
     assert_eq!(kept, (sent.len() - before_midnight.len()) as i64);
     assert_eq!(count(&store, "SELECT CAST(SUM(frames) AS BIGINT) FROM fleet_hourly WHERE run_id = ?", id()), sent.len() as i64, "the rollup keeps the dropped hour");
+    if store.dialect() == aegis::store::Dialect::Postgres && store.timescale().is_none() {
+        let partitions = block_on(store.fetch("SELECT c.relname::TEXT FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'telemetry'::regclass ORDER BY 1", vec![])).unwrap();
+        assert_eq!(partitions, [[serde_json::json!("telemetry_20260106")]], "by day, and the retired day's partition dropped");
+    }
     if store.timescale().is_some() {
         assert_eq!(count(&store, "SELECT CAST(SUM(frames) AS BIGINT) FROM telemetry_hourly WHERE run_id = ?", id()), sent.len() as i64, "the continuous aggregate keeps it too");
         let dropped = count(&store, "SELECT COUNT(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'telemetry' AND range_end <= '2026-01-06T00:00:00Z'", vec![]);
