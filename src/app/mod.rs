@@ -19,8 +19,8 @@ use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use serde::Serialize;
 
-use crate::bus::{Backlog, BusStats, Filter, MemoryBus, SharedBus, Subscription};
-use crate::model::{MessageKind, VehicleId};
+use crate::bus::{Backlog, Bus, BusStats, Filter, MemoryBus, SharedBus, Subscription};
+use crate::model::{Envelope, MessageKind, VehicleId};
 use crate::orchestrator::alerts::AlertRecord;
 use crate::orchestrator::brain::BrainFigures;
 use crate::orchestrator::commands::TrackedCommand;
@@ -248,26 +248,61 @@ pub fn clock_text(seconds: f64) -> String {
     if d > 0 { format!("{d}d {h:02}:{m:02}:{s:02}") } else { format!("{h:02}:{m:02}:{s:02}") }
 }
 
-/// Writes telemetry envelopes as JSON Lines, draining its subscription between updates.
+/// Writes telemetry envelopes as JSON Lines, draining its copies between updates.
 struct Recorder {
-    subscription: Subscription,
+    copies: crossbeam_channel::Receiver<Envelope>,
     out: BufWriter<File>,
     path: PathBuf,
 }
 
 impl Recorder {
-    fn open(path: &Path, bus: &SharedBus) -> anyhow::Result<Self> {
+    /// A recorder of what is published on `bus`, and the bus the simulation is to publish on.
+    fn open(path: &Path, bus: SharedBus) -> anyhow::Result<(Self, SharedBus)> {
         let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        let subscription = bus.subscribe(Filter::kinds(&[MessageKind::Telemetry]), Backlog::Lossless);
-        Ok(Self { subscription, out: BufWriter::with_capacity(1 << 20, file), path: path.to_owned() })
+        let (sender, copies) = crossbeam_channel::unbounded();
+        let tee: SharedBus = Arc::new(Recorded { inner: bus, copies: sender });
+        Ok((Self { copies, out: BufWriter::with_capacity(1 << 20, file), path: path.to_owned() }, tee))
     }
 
     fn drain(&mut self) -> anyhow::Result<()> {
-        for envelope in self.subscription.try_iter() {
+        for envelope in self.copies.try_iter() {
             serde_json::to_writer(&mut self.out, &envelope)?;
             self.out.write_all(b"\n").with_context(|| format!("writing {}", self.path.display()))?;
         }
         Ok(())
+    }
+}
+
+/// The bus, with a copy of every telemetry envelope published on it handed to the recorder as
+/// it is published: a subscription would get them back only as the transport delivers them,
+/// and over Redis the last ones are still on their way when the run ends.
+struct Recorded {
+    inner: SharedBus,
+    copies: crossbeam_channel::Sender<Envelope>,
+}
+
+impl Bus for Recorded {
+    fn publish(&self, envelope: Envelope) {
+        if envelope.kind() == MessageKind::Telemetry {
+            let _ = self.copies.send(envelope.clone());
+        }
+        self.inner.publish(envelope);
+    }
+
+    fn subscribe(&self, filter: Filter, backlog: Backlog) -> Subscription {
+        self.inner.subscribe(filter, backlog)
+    }
+
+    fn stats(&self) -> BusStats {
+        self.inner.stats()
+    }
+
+    fn flush(&self, timeout: Duration) -> bool {
+        self.inner.flush(timeout)
+    }
+
+    fn held_up(&self) -> Option<String> {
+        self.inner.held_up()
     }
 }
 
@@ -330,7 +365,13 @@ pub fn run_headless(options: &RunOptions) -> anyhow::Result<RunSummary> {
 /// Runs the simulation on `bus` until its duration has passed or `stop` is set, and returns
 /// the summary. Publishing never waits on the bus; flushing it is the caller's business.
 pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> anyhow::Result<RunSummary> {
-    let mut recorder = options.telemetry_out.as_deref().map(|p| Recorder::open(p, &bus)).transpose()?;
+    let (mut recorder, bus) = match options.telemetry_out.as_deref() {
+        Some(path) => {
+            let (recorder, bus) = Recorder::open(path, bus)?;
+            (Some(recorder), bus)
+        }
+        None => (None, bus),
+    };
     let store = options.store.as_deref().map(|url| open_store(url, options, &bus)).transpose()?;
     let mut app = headless_app(options, bus.clone());
     if let Some(policy) = options.policy.clone() {

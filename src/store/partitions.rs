@@ -39,12 +39,19 @@ fn create(day_ms: i64) -> String {
 }
 
 /// Converts the migrations' telemetry table into one partitioned by day, moving its rows, in
-/// one transaction; does nothing where it is partitioned already.
+/// one transaction; does nothing where it is partitioned already. Two processes opening a new
+/// database at once convert it once: the second waits on the lock, then finds it done.
 pub async fn set_up(pool: &PgPool) -> Result<(), StoreError> {
     if is_partitioned(pool).await? {
         return Ok(());
     }
     let mut tx = pool.begin().await?;
+    // "AEGS" as a number: the lock is this conversion's alone.
+    sqlx::query("SELECT pg_advisory_xact_lock(1095058771)").execute(&mut *tx).await?;
+    let done: bool = sqlx::query("SELECT relkind = 'p' FROM pg_class WHERE oid = 'telemetry'::regclass").fetch_one(&mut *tx).await?.try_get(0)?;
+    if done {
+        return Ok(());
+    }
     let days: Vec<i64> = sqlx::query("SELECT DISTINCT (EXTRACT(EPOCH FROM date_trunc('day', time AT TIME ZONE 'UTC')) * 1000)::BIGINT FROM telemetry")
         .fetch_all(&mut *tx)
         .await?

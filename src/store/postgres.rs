@@ -301,7 +301,7 @@ impl PostgresStore {
     }
 
     /// Without TimescaleDB: the day partitions known to exist.
-    pub fn days(&self) -> Option<&partitions::Days> {
+    pub(crate) fn days(&self) -> Option<&partitions::Days> {
         self.days.as_ref()
     }
 

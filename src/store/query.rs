@@ -420,7 +420,8 @@ impl Period {
     }
 }
 
-/// The fleet by model per hour or day of `run`, from the hourly rollup the writer keeps:
+/// The fleet by model per hour or day of `run`, from the rollups (the writer's hourly one, and on
+/// TimescaleDB the continuous aggregates for telemetry):
 /// vehicle-hours reported, distance (speed over time), traction energy, alerts raised (and
 /// reopened), availability (the share of heartbeats not in maintenance, stopped or offline)
 /// and mean health as the centre counts it (1 less the severity weights of a vehicle's alerts
