@@ -466,13 +466,16 @@ mod ceiling {
     use crate::model::{Body, Envelope};
     use crate::store::{RunInfo, Store, StoreError};
 
+    /// One row's values to bind: time, run, vehicle, seq, sim time, wall time, readings in steps.
+    pub type Values = (i64, i64, i64, f64, i64, [Option<i64>; crate::model::METRIC_COUNT]);
+
     /// The rows, ready for the engine: COPY text, or values to bind.
     #[derive(Clone)]
     pub enum Prepared {
         /// PostgreSQL: one COPY's text.
         Copy(String),
         /// SQLite: (time, run, vehicle, seq, sim time, wall time, readings in steps) per row.
-        Rows(i64, Vec<(i64, i64, i64, f64, i64, [Option<i64>; crate::model::METRIC_COUNT])>),
+        Rows(i64, Vec<Values>),
     }
 
     /// Formats outside the timed part: the ceiling is the engine's work alone.

@@ -62,7 +62,7 @@ pub async fn latest(store: &Store, run_id: i64) -> Result<BTreeMap<i64, Frame>, 
         if latest.get(&vehicle).is_some_and(|f: &Frame| f.time_ms >= end_ms) {
             continue;
         }
-        if let Some(frame) = segments(store, run_id, Some(vehicle), end_ms, end_ms + 1).await?.into_iter().flat_map(|(_, f)| f).filter(|f| f.time_ms <= end_ms).next_back() {
+        if let Some(frame) = segments(store, run_id, Some(vehicle), end_ms, end_ms + 1).await?.into_iter().flat_map(|(_, f)| f).rfind(|f| f.time_ms <= end_ms) {
             latest.insert(vehicle, frame);
         }
     }
