@@ -247,18 +247,17 @@ async fn buckets(store: &Store, run_id: i64, vehicle: i64, (from_ms, to_ms): (i6
         let metrics = (0..metrics.len()).map(|i| (int(&row[3 + 3 * i]), int(&row[4 + 3 * i]), int(&row[5 + 3 * i]))).collect();
         buckets.insert(int(&row[0]), Bucket { first_sim_time: row[1].as_f64().unwrap_or_default(), frames: int(&row[2]), metrics });
     }
-    for (_, frames) in frames::compacted(store, run_id, Some(vehicle), from_ms, to_ms).await? {
-        for frame in frames {
-            let steps = metrics.iter().map(|&m| frame.steps[m as usize]);
-            let one = Bucket { first_sim_time: frame.sim_time, frames: 1, metrics: steps.map(|s| (s, s, s)).collect() };
-            let start = (frame.time_ms - from_ms).div_euclid(every_ms) * every_ms + from_ms;
-            if let Some(bucket) = buckets.get_mut(&start) {
-                bucket.merge(one);
-            } else {
-                buckets.insert(start, one);
-            }
+    frames::each_compacted(store, run_id, Some(vehicle), from_ms, to_ms, |_, frame| {
+        let steps = metrics.iter().map(|&m| frame.steps[m as usize]);
+        let one = Bucket { first_sim_time: frame.sim_time, frames: 1, metrics: steps.map(|s| (s, s, s)).collect() };
+        let start = (frame.time_ms - from_ms).div_euclid(every_ms) * every_ms + from_ms;
+        if let Some(bucket) = buckets.get_mut(&start) {
+            bucket.merge(one);
+        } else {
+            buckets.insert(start, one);
         }
-    }
+    })
+    .await?;
     Ok(buckets)
 }
 
@@ -523,12 +522,11 @@ pub async fn fleet_from_frames(store: &Store, run: &StoredRun, period: Period) -
         let sum = sums.entry((int(&row[0]), int(&row[1]))).or_default();
         *sum = (sum.0 + int(&row[2]), sum.1 + int(&row[3]), sum.2 + int(&row[4]));
     }
-    for (vehicle, frames) in frames::compacted(store, run.run_id, None, frames::ALL_TIME.0, frames::ALL_TIME.1).await? {
-        for frame in frames {
-            let sum = sums.entry((frame.time_ms.div_euclid(b) * b, vehicle)).or_default();
-            *sum = (sum.0 + 1, sum.1 + frame.steps[speed as usize].max(0), sum.2 + frame.steps[power as usize].max(0));
-        }
-    }
+    frames::each_compacted(store, run.run_id, None, frames::ALL_TIME.0, frames::ALL_TIME.1, |vehicle, frame| {
+        let sum = sums.entry((frame.time_ms.div_euclid(b) * b, vehicle)).or_default();
+        *sum = (sum.0 + 1, sum.1 + frame.steps[speed as usize].max(0), sum.2 + frame.steps[power as usize].max(0));
+    })
+    .await?;
     let models = models(store, run).await?;
     let mut by_model: BTreeMap<(i64, String), (i64, i64, i64)> = BTreeMap::new();
     for ((bucket, vehicle), (frames, speed_steps, power_steps)) in sums {
@@ -593,12 +591,11 @@ pub async fn tsbs(store: &Store, run: &StoredRun, query: Tsbs) -> Result<Answer,
             for row in store.fetch(&sql, vec![id, Param::Int(from_ms)]).await? {
                 sums.insert(row[0].as_i64().unwrap_or_default(), (row[1].as_i64().unwrap_or_default(), row[2].as_i64().unwrap_or_default()));
             }
-            for (vehicle, frames) in frames::compacted(store, run.run_id, None, from_ms, frames::ALL_TIME.1).await? {
+            frames::each_compacted(store, run.run_id, None, from_ms, frames::ALL_TIME.1, |vehicle, frame| {
                 let sum = sums.entry(vehicle).or_default();
-                for frame in frames {
-                    *sum = (sum.0 + frame.steps[speed as usize], sum.1 + 1);
-                }
-            }
+                *sum = (sum.0 + frame.steps[speed as usize], sum.1 + 1);
+            })
+            .await?;
             let models = models(store, run).await?;
             let rows = sums
                 .into_iter()
@@ -621,12 +618,11 @@ pub async fn tsbs(store: &Store, run: &StoredRun, query: Tsbs) -> Result<Answer,
             for row in store.fetch(&sql, vec![id]).await? {
                 *seconds.entry((row[1].as_i64().unwrap_or_default(), row[0].as_i64().unwrap_or_default())).or_default() += row[2].as_i64().unwrap_or_default();
             }
-            for (vehicle, frames) in frames::compacted(store, run.run_id, None, frames::ALL_TIME.0, frames::ALL_TIME.1).await? {
-                for frame in frames {
-                    let driving = i64::from(frame.steps[speed as usize] > moving);
-                    *seconds.entry((frame.time_ms.div_euclid(86_400_000) * 86_400_000, vehicle)).or_default() += driving;
-                }
-            }
+            frames::each_compacted(store, run.run_id, None, frames::ALL_TIME.0, frames::ALL_TIME.1, |vehicle, frame| {
+                let driving = i64::from(frame.steps[speed as usize] > moving);
+                *seconds.entry((frame.time_ms.div_euclid(86_400_000) * 86_400_000, vehicle)).or_default() += driving;
+            })
+            .await?;
             let rows = seconds.into_iter().map(|((day, vehicle), s)| vec![Cell::from(vehicle), Cell::from(day), Cell::from(s as f64 / 3600.0)]).collect();
             return Ok(shown(vec![col("vehicle", Show::Vehicle), col("day", Show::Time), col("hours_driven", Show::Plain)], rows));
         }
