@@ -382,6 +382,8 @@ async fn ingest(store: &Store, options: &StoreBenchOptions) -> Result<(u64, f64,
             if envelopes.len() == settings.batch_rows || (t == options.seconds && v == options.vehicles) {
                 rows += envelopes.len() as u64;
                 let ceiling_input = ceiling::prepare(store, ceiling_target.run_id, &ceiling_run, &envelopes);
+                // The ceiling writes past the store: the day's partition must be there for it.
+                store.ensure_partitions(envelopes.iter().map(|e| crate::store::instant(ceiling_run.start, e.sim_time).unix_ms() as i64)).await?;
                 // Each goes first every other batch: neither always meets the other's
                 // checkpoint or freshly grown index.
                 let writer_first = (rows / settings.batch_rows as u64).is_multiple_of(2);

@@ -125,6 +125,15 @@ impl Store {
         }
     }
 
+    /// Makes the day partitions that rows at `times_ms` need, for a writer that goes past
+    /// [`Store::write`] (plain PostgreSQL; nothing elsewhere).
+    pub async fn ensure_partitions(&self, times_ms: impl Iterator<Item = i64>) -> Result<(), StoreError> {
+        match self.partitioned() {
+            Some((pool, days)) => days.ensure(pool, times_ms).await,
+            None => Ok(()),
+        }
+    }
+
     /// SQL for the start, in milliseconds, of the bucket of `every_ms` (counted from
     /// `origin_ms`) that holds the instant `time` at or after the origin: TimescaleDB's
     /// `time_bucket` where telemetry is a hypertable, arithmetic elsewhere. Numbers computed
