@@ -21,11 +21,8 @@ use parquet::schema::parser::parse_message_type;
 
 use super::frames;
 use super::segment::Frame;
-use super::{Param, RunTarget, Store, StoreError};
+use super::{DAY_MS, Param, RunTarget, Store, StoreError, floor_to};
 use crate::model::{METRICS, Metric, WallTime};
-
-/// One UTC day, in milliseconds.
-pub const DAY_MS: i64 = 86_400_000;
 
 /// One exported file.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -55,10 +52,14 @@ fn label(failures: &[Failure], sim_time: f64) -> Option<&Failure> {
     })
 }
 
+/// The UTC date of `ms`, `YYYY-MM-DD`.
+pub(super) fn date(ms: i64) -> String {
+    WallTime::from_unix_ms(ms.max(0) as u64).to_string().chars().take(10).collect()
+}
+
 /// The file of run `run` for the day starting at `day_ms`, under `dir`.
 pub fn day_path(dir: &Path, run: &str, day_ms: i64) -> PathBuf {
-    let date: String = WallTime::from_unix_ms(day_ms.max(0) as u64).to_string().chars().take(10).collect();
-    dir.join(run).join(format!("{date}.parquet"))
+    dir.join(run).join(format!("{}.parquet", date(day_ms)))
 }
 
 /// Exports the telemetry of `run` in `[from_ms, to_ms)` under `dir`, one file per UTC day that
@@ -68,7 +69,7 @@ pub async fn export(store: &Store, run: &RunTarget, from_ms: i64, to_ms: i64, di
     let (from_ms, to_ms) = (from_ms.max(first), to_ms.min(last + 1));
     let failures = failures(store, run.run_id).await?;
     let mut written = Vec::new();
-    let mut day = from_ms.div_euclid(DAY_MS) * DAY_MS;
+    let mut day = floor_to(from_ms, DAY_MS);
     while day < to_ms {
         let path = day_path(dir, &run.name, day);
         if let Some(rows) = write_day(store, run, &failures, (from_ms.max(day), to_ms.min(day + DAY_MS)), &path).await? {

@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use super::lifecycle::segments;
+use super::lifecycle::{only_vehicle, segments};
 use super::segment::Frame;
-use super::{Param, Store, StoreError};
+use super::{DAY_MS, Param, Store, StoreError, floor_to};
 use crate::model::{METRIC_COUNT, Metric};
 
 /// Every instant a store can hold, in milliseconds: from year 1 to the end of year 9999
@@ -91,16 +91,9 @@ pub async fn range(store: &Store, run_id: i64, vehicle: i64, from_ms: i64, to_ms
 /// vehicle-day at a time, so memory holds one vehicle-day however long the run or the range
 /// (a month of ten vehicles decoded at once is some 11 GB).
 pub async fn each_compacted(store: &Store, run_id: i64, vehicle: Option<i64>, from_ms: i64, to_ms: i64, mut each: impl FnMut(i64, &Frame)) -> Result<(), StoreError> {
-    const DAY_MS: i64 = 86_400_000;
     let d = store.dialect();
     let mut params = vec![Param::Int(run_id)];
-    let only = match vehicle {
-        Some(v) => {
-            params.push(Param::Int(v));
-            "AND vehicle_id = ?"
-        }
-        None => "",
-    };
+    let only = only_vehicle(vehicle, &mut params);
     let spans = store
         .fetch(
             &format!("SELECT vehicle_id, {}, {} FROM telemetry_segments WHERE run_id = ? {only} GROUP BY vehicle_id ORDER BY vehicle_id", d.ms("MIN(start_time)"), d.ms("MAX(end_time)")),
@@ -112,7 +105,7 @@ pub async fn each_compacted(store: &Store, run_id: i64, vehicle: Option<i64>, fr
         let mut window = from_ms.max(first);
         let to = to_ms.min(last.saturating_add(1));
         while window < to {
-            let end = ((window.div_euclid(DAY_MS) + 1) * DAY_MS).min(to);
+            let end = (floor_to(window, DAY_MS) + DAY_MS).min(to);
             for (_, frames) in segments(store, run_id, Some(vehicle), window, end).await? {
                 // A segment reaching past the window is cut here and read again in the next.
                 frames.iter().filter(|f| f.time_ms >= window && f.time_ms < end).for_each(|f| each(vehicle, f));

@@ -15,10 +15,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::export::{self, DAY_MS};
+use super::export;
 use super::frames::{frame_columns, frame_of};
 use super::segment::{self, Frame};
-use super::{Param, RunTarget, Statement, Store, StoreError, timescale};
+use super::{DAY_MS, HOUR_MS, Param, RunTarget, Statement, Store, StoreError, floor_to, timescale};
 use crate::model::Metric;
 
 /// When telemetry is compacted and retired, in simulated time.
@@ -62,7 +62,7 @@ impl LifecycleSettings {
     /// days before it are exported and dropped.
     pub fn retire_before(&self, watermark_ms: i64) -> Option<i64> {
         let old = watermark_ms - self.retain_for?.as_millis() as i64;
-        Some(old.div_euclid(DAY_MS) * DAY_MS)
+        Some(floor_to(old, DAY_MS))
     }
 }
 
@@ -124,13 +124,13 @@ pub async fn maintain(store: &Store, target: &RunTarget, watermark_ms: i64, sett
     if let Some(pool) = store.timescale() {
         // Whole hours behind the watermark; never over days retention has dropped, where a
         // refresh would find no rows and empty the aggregate.
-        let hour = watermark_ms.div_euclid(3_600_000) * 3_600_000;
+        let hour = floor_to(watermark_ms, HOUR_MS);
         if hour > progress.refreshed_to {
             let since = match progress.refreshed_to {
                 i64::MIN => export::extent(store, target.run_id).await?.map_or(hour, |(first, _)| first),
                 refreshed => refreshed,
             };
-            let from = since.max(settings.retire_before(watermark_ms).unwrap_or(i64::MIN)).div_euclid(3_600_000) * 3_600_000;
+            let from = floor_to(since.max(settings.retire_before(watermark_ms).unwrap_or(i64::MIN)), HOUR_MS);
             timescale::refresh(pool, from, hour).await?;
             progress.refreshed_to = hour;
         }
@@ -149,17 +149,15 @@ pub async fn maintain(store: &Store, target: &RunTarget, watermark_ms: i64, sett
 /// disk; a failed export drops nothing.
 pub async fn retire(store: &Store, target: &RunTarget, before_ms: i64, settings: &LifecycleSettings) -> Result<(Vec<export::Exported>, u64), StoreError> {
     let Some((first, _)) = export::extent(store, target.run_id).await? else { return Ok((vec![], 0)) };
-    let mut files = Vec::new();
-    let mut retired = 0;
-    let mut day = first.div_euclid(DAY_MS) * DAY_MS;
-    while day + DAY_MS <= before_ms {
-        let exported = export::export(store, target, day, day + DAY_MS, &settings.archive).await?;
-        retired += exported.iter().map(|e| e.rows).sum::<u64>();
-        files.extend(exported);
-        if let Some((pool, days)) = store.partitioned() {
+    // Whole days only: `before_ms` is the start of one.
+    let files = export::export(store, target, first, before_ms, &settings.archive).await?;
+    let retired = files.iter().map(|e| e.rows).sum::<u64>();
+    if let Some((pool, days)) = store.partitioned() {
+        let mut day = floor_to(first, DAY_MS);
+        while day < before_ms {
             super::partitions::drop_day(pool, target.run_id, day, days).await?;
+            day += DAY_MS;
         }
-        day += DAY_MS;
     }
     if retired == 0 {
         return Ok((files, 0));
@@ -233,19 +231,24 @@ pub async fn compact(store: &Store, run_id: i64, cutoff_ms: i64, settings: &Life
     Ok(done)
 }
 
+/// `AND vehicle_id = ?` with the vehicle bound after `params`, or nothing for every vehicle.
+pub(super) fn only_vehicle(vehicle: Option<i64>, params: &mut Vec<Param>) -> &'static str {
+    match vehicle {
+        Some(v) => {
+            params.push(Param::Int(v));
+            "AND vehicle_id = ?"
+        }
+        None => "",
+    }
+}
+
 /// The compacted frames of run `run_id` (one vehicle's, or all) that may fall in
 /// `[from_ms, to_ms)`, by vehicle and in time order: whole segments, to be cut by the caller.
 pub async fn segments(store: &Store, run_id: i64, vehicle: Option<i64>, from_ms: i64, to_ms: i64) -> Result<Vec<(i64, Vec<Frame>)>, StoreError> {
     let d = store.dialect();
     let at = d.at();
     let mut params = vec![Param::Int(run_id), Param::Int(to_ms), Param::Int(from_ms)];
-    let only = match vehicle {
-        Some(v) => {
-            params.push(Param::Int(v));
-            "AND vehicle_id = ?"
-        }
-        None => "",
-    };
+    let only = only_vehicle(vehicle, &mut params);
     let rows = store
         .fetch(
             &format!("SELECT vehicle_id, {} FROM telemetry_segments WHERE run_id = ? AND start_time < {at} AND end_time >= {at} {only} ORDER BY vehicle_id, start_time", d.hex("data")),
@@ -259,6 +262,11 @@ pub async fn segments(store: &Store, run_id: i64, vehicle: Option<i64>, from_ms:
             Ok((vehicle, segment::decode(&bytes)?))
         })
         .collect()
+}
+
+/// The store's own life cycle, as SQLite and plain PostgreSQL live it.
+pub(super) fn own_path() -> &'static str {
+    "vehicle-hours older than the compaction age compacted into telemetry_segments, and telemetry past the retention age exported to Parquet and dropped, at the writer's watermark of simulated time"
 }
 
 /// What `aegis store info` says: the engine, which life-cycle path is active and why, and
@@ -310,7 +318,7 @@ pub async fn info(store: &Store) -> Result<StoreInfo, StoreError> {
     };
     let version = version.first().and_then(|v| v.as_str()).unwrap_or("unknown").to_owned();
     let lifecycle = match store {
-        Store::Sqlite(_) => format!("SQLite: {}", super::postgres::own_path()),
+        Store::Sqlite(_) => format!("SQLite: {}", own_path()),
         Store::Postgres(pg) => pg.path().to_owned(),
     };
     let (chunks, compressed_chunks) = match store.timescale() {

@@ -37,6 +37,16 @@ pub use sqlite::SqliteStore;
 use crate::model::{VehicleId, VehicleModel, WallTime};
 use sql::Cell;
 
+/// An hour and a UTC day, in milliseconds: the spans the store buckets, compacts and retires by.
+pub const HOUR_MS: i64 = 3_600_000;
+/// See [`HOUR_MS`].
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The start of the span of `span_ms` (counted from the Unix epoch) that holds `ms`.
+pub fn floor_to(ms: i64, span_ms: i64) -> i64 {
+    ms.div_euclid(span_ms) * span_ms
+}
+
 /// Where history is kept, as given by `--store`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {

@@ -12,24 +12,21 @@ use std::sync::{Arc, Mutex};
 use sqlx::postgres::PgPool;
 use sqlx::{AssertSqlSafe, Row as _};
 
-use super::StoreError;
+use super::{DAY_MS, StoreError, floor_to};
 use crate::model::{METRICS, WallTime};
-
-const DAY_MS: i64 = 86_400_000;
 
 /// The days whose partitions this process knows exist.
 #[derive(Debug, Clone, Default)]
 pub struct Days(Arc<Mutex<HashSet<i64>>>);
 
 /// Whether telemetry is partitioned already.
-pub async fn is_partitioned(pool: &PgPool) -> Result<bool, StoreError> {
-    Ok(sqlx::query("SELECT relkind = 'p' FROM pg_class WHERE oid = 'telemetry'::regclass").fetch_one(pool).await?.try_get(0)?)
+pub async fn is_partitioned<'e>(executor: impl sqlx::PgExecutor<'e>) -> Result<bool, StoreError> {
+    Ok(sqlx::query("SELECT relkind = 'p' FROM pg_class WHERE oid = 'telemetry'::regclass").fetch_one(executor).await?.try_get(0)?)
 }
 
 /// The day of `ms` as a partition's name.
 fn name(day_ms: i64) -> String {
-    let date: String = WallTime::from_unix_ms(day_ms.max(0) as u64).to_string().chars().take(10).filter(|c| *c != '-').collect();
-    format!("telemetry_{date}")
+    format!("telemetry_{}", super::export::date(day_ms).replace('-', ""))
 }
 
 /// `CREATE TABLE IF NOT EXISTS` of the partition for the day starting at `day_ms`.
@@ -48,8 +45,7 @@ pub async fn set_up(pool: &PgPool) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     // "AEGS" as a number: the lock is this conversion's alone.
     sqlx::query("SELECT pg_advisory_xact_lock(1095058771)").execute(&mut *tx).await?;
-    let done: bool = sqlx::query("SELECT relkind = 'p' FROM pg_class WHERE oid = 'telemetry'::regclass").fetch_one(&mut *tx).await?.try_get(0)?;
-    if done {
+    if is_partitioned(&mut *tx).await? {
         return Ok(());
     }
     let days: Vec<i64> = sqlx::query("SELECT DISTINCT (EXTRACT(EPOCH FROM date_trunc('day', time AT TIME ZONE 'UTC')) * 1000)::BIGINT FROM telemetry")
@@ -91,7 +87,7 @@ impl Days {
     /// Makes the partitions of the days in `times_ms` that this process has not seen yet. A
     /// partition another writer made at the same moment counts as made.
     pub async fn ensure(&self, pool: &PgPool, times_ms: impl Iterator<Item = i64>) -> Result<(), StoreError> {
-        let wanted: HashSet<i64> = times_ms.map(|t| t.div_euclid(DAY_MS) * DAY_MS).collect();
+        let wanted: HashSet<i64> = times_ms.map(|t| floor_to(t, DAY_MS)).collect();
         let missing: Vec<i64> = {
             let known = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             wanted.into_iter().filter(|day| !known.contains(day)).collect()

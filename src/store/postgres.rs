@@ -289,7 +289,7 @@ impl PostgresStore {
                     (Some(version), false) => format!("the URL says timescaledb=off (TimescaleDB {version} is offered)"),
                     (None, _) => "this server does not offer the timescaledb extension".to_owned(),
                 };
-                format!("plain PostgreSQL, since {why}: telemetry partitioned by UTC day (telemetry_YYYYMMDD); {}", own_path())
+                format!("plain PostgreSQL, since {why}: telemetry partitioned by UTC day (telemetry_YYYYMMDD); {}", super::lifecycle::own_path())
             }
         };
         Ok(store)
@@ -505,11 +505,6 @@ fn push_timestamp(out: &mut String, ms: i64) {
     let year = yoe + era * 400 + i64::from(month <= 2);
     let (h, m, s, milli) = (of_day / 3_600_000, of_day / 60_000 % 60, of_day / 1000 % 60, of_day % 1000);
     let _ = write!(out, "{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02}.{milli:03}+00");
-}
-
-/// The store's own life cycle, as plain PostgreSQL and SQLite live it.
-pub(super) fn own_path() -> &'static str {
-    "vehicle-hours older than the compaction age compacted into telemetry_segments, and telemetry past the retention age exported to Parquet and dropped, at the writer's watermark of simulated time"
 }
 
 /// A failure's ground truth, kept up to date from each batch that reports it.

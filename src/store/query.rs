@@ -413,8 +413,8 @@ pub enum Period {
 impl Period {
     fn ms(self) -> i64 {
         match self {
-            Period::Hour => 3_600_000,
-            Period::Day => 86_400_000,
+            Period::Hour => super::HOUR_MS,
+            Period::Day => super::DAY_MS,
         }
     }
 }
@@ -523,7 +523,7 @@ pub async fn fleet_from_frames(store: &Store, run: &StoredRun, period: Period) -
         *sum = (sum.0 + int(&row[2]), sum.1 + int(&row[3]), sum.2 + int(&row[4]));
     }
     frames::each_compacted(store, run.run_id, None, frames::ALL_TIME.0, frames::ALL_TIME.1, |vehicle, frame| {
-        let sum = sums.entry((frame.time_ms.div_euclid(b) * b, vehicle)).or_default();
+        let sum = sums.entry((super::floor_to(frame.time_ms, b), vehicle)).or_default();
         *sum = (sum.0 + 1, sum.1 + frame.steps[speed as usize].max(0), sum.2 + frame.steps[power as usize].max(0));
     })
     .await?;
@@ -609,7 +609,7 @@ pub async fn tsbs(store: &Store, run: &StoredRun, query: Tsbs) -> Result<Answer,
         Tsbs::DailyActivity => {
             // Steps above 1 km/h, so the engine compares integers.
             let moving = (1.0 / speed.spec().resolution).floor() as i64;
-            let day = store.bucket_ms("time", 86_400_000, 0);
+            let day = store.bucket_ms("time", super::DAY_MS, 0);
             let sql = format!(
                 "SELECT vehicle_id, {day} AS day, SUM(CASE WHEN {} > {moving} THEN 1 ELSE 0 END) FROM telemetry WHERE run_id = ? GROUP BY vehicle_id, {day}",
                 speed.name()
@@ -620,7 +620,7 @@ pub async fn tsbs(store: &Store, run: &StoredRun, query: Tsbs) -> Result<Answer,
             }
             frames::each_compacted(store, run.run_id, None, frames::ALL_TIME.0, frames::ALL_TIME.1, |vehicle, frame| {
                 let driving = i64::from(frame.steps[speed as usize] > moving);
-                *seconds.entry((frame.time_ms.div_euclid(86_400_000) * 86_400_000, vehicle)).or_default() += driving;
+                *seconds.entry((super::floor_to(frame.time_ms, super::DAY_MS), vehicle)).or_default() += driving;
             })
             .await?;
             let rows = seconds.into_iter().map(|((day, vehicle), s)| vec![Cell::from(vehicle), Cell::from(day), Cell::from(s as f64 / 3600.0)]).collect();

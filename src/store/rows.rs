@@ -190,9 +190,6 @@ pub fn hourly_upserts(d: super::Dialect, target: &RunTarget, rows: &[Row], inser
         .collect()
 }
 
-/// Milliseconds in an hour.
-const HOUR_MS: i64 = 3_600_000;
-
 /// What `rows` add to the hourly rollup, counting only the rows `inserted` says were new (a
 /// redelivered row is already counted).
 pub fn hourly(target: &RunTarget, rows: &[Row], inserted: impl Fn(usize) -> bool) -> Vec<HourlyRow> {
@@ -203,7 +200,7 @@ pub fn hourly(target: &RunTarget, rows: &[Row], inserted: impl Fn(usize) -> bool
             continue;
         }
         let key = row.key();
-        let hour_ms = key.time_ms.div_euclid(HOUR_MS) * HOUR_MS;
+        let hour_ms = super::floor_to(key.time_ms, super::HOUR_MS);
         let model = target.model_of(key.vehicle);
         let entry = by_key.entry((hour_ms, model)).or_insert_with(|| HourlyRow { hour_ms, model: model.to_owned(), ..HourlyRow::default() });
         match row {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use sqlx::postgres::PgPool;
 use sqlx::{AssertSqlSafe, Row as _};
 
-use super::StoreError;
+use super::{DAY_MS, StoreError, floor_to};
 
 /// Each chunk holds six hours of the fleet. Compression works a whole chunk at a time, so a
 /// row is compressed between 24 and 30 hours after it was written: a day's chunks would leave
@@ -118,13 +118,12 @@ pub async fn compress(pool: &PgPool, from_ms: i64, before_ms: i64) -> Result<u64
 /// hourly aggregate, as both are real-time). A procedure that cannot run inside a
 /// transaction, so it is called on its own.
 pub async fn refresh(pool: &PgPool, from_ms: i64, to_ms: i64) -> Result<(), StoreError> {
-    const DAY_MS: i64 = 86_400_000;
     // Numbers computed here, never input.
     let window = |from: i64, to: i64| format!("to_timestamp({from}::BIGINT / 1000.0), to_timestamp({to}::BIGINT / 1000.0)");
     if to_ms > from_ms {
         run(pool, &format!("CALL refresh_continuous_aggregate('telemetry_hourly', {})", window(from_ms, to_ms))).await?;
     }
-    let (first_day, end_day) = (from_ms.div_euclid(DAY_MS) * DAY_MS, to_ms.div_euclid(DAY_MS) * DAY_MS);
+    let (first_day, end_day) = (floor_to(from_ms, DAY_MS), floor_to(to_ms, DAY_MS));
     if end_day > first_day {
         run(pool, &format!("CALL refresh_continuous_aggregate('telemetry_daily', {})", window(first_day, end_day))).await?;
     }
