@@ -140,6 +140,41 @@ struct RunArgs {
     store: Option<String>,
     #[command(flatten)]
     lifecycle: LifecycleArgs,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+/// The WebSocket and HTTP API (docs/asyncapi.yaml).
+#[derive(Args, Debug, Clone)]
+struct ApiArgs {
+    /// Serve the API here, like 127.0.0.1:8080. Without tokens a loopback address gets an
+    /// admin token made up and printed in a URL; any other address is refused.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Tokens file: `[[token]]` tables of name, role (viewer, operator, admin) and secret.
+    #[arg(long, requires = "listen")]
+    tokens: Option<PathBuf>,
+    /// Tokens as name:role:secret,... (added to --tokens).
+    #[arg(long, env = "AEGIS_API_TOKENS", hide_env_values = true)]
+    api_tokens: Option<String>,
+    /// Origins, besides the server's own, whose pages may open the WebSocket.
+    #[arg(long = "allow-origin", requires = "listen")]
+    allow_origins: Vec<String>,
+}
+
+impl ApiArgs {
+    fn settings(&self) -> anyhow::Result<Option<crate::api::ApiSettings>> {
+        let Some(listen) = self.listen else { return Ok(None) };
+        let mut tokens = Vec::new();
+        if let Some(path) = &self.tokens {
+            tokens.push(crate::api::auth::Tokens::from_file(path)?);
+        }
+        if let Some(list) = &self.api_tokens {
+            tokens.push(crate::api::auth::Tokens::parse_list(list)?);
+        }
+        let tokens = (!tokens.is_empty()).then(|| tokens.into_iter().fold(crate::api::auth::Tokens::default(), crate::api::auth::Tokens::joined));
+        Ok(Some(crate::api::ApiSettings { listen, tokens, allowed_origins: self.allow_origins.clone() }))
+    }
 }
 
 /// Which database, and which run in it.
@@ -1086,6 +1121,7 @@ fn run_scenario(args: RunArgs) -> anyhow::Result<()> {
     options.telemetry_out = args.telemetry_out;
     options.store = args.store;
     options.lifecycle = args.lifecycle.settings();
+    options.api = args.api.settings()?;
     options.policy = match &args.policy {
         _ if args.no_orchestrator => None,
         Some(path) => Some(Policy::load(path)?),

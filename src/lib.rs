@@ -12,9 +12,11 @@
 //! - [`processes`]: `aegis fleet`, `vehicle` and `orchestrator` over Redis, with injected
 //!   shutdown.
 //! - [`store`]: fleet history in SQLite, fed from the bus, and queries over it.
+//! - [`api`]: the WebSocket and HTTP API for outside clients.
 //! - [`app`]: assembling headless and windowed apps, and running them.
 //! - `gui` (feature `gui`): the 3D view and panels.
 
+pub mod api;
 pub mod app;
 pub mod bench;
 pub mod bus;

@@ -5,12 +5,17 @@
 //! offline here as it does over Redis); what it sends reaches the vehicles at the next step,
 //! so runs stay deterministic and the 3D view decides exactly as a headless run does.
 
+use std::sync::Arc;
+
 use bevy::prelude::*;
+
+use crate::api::hub::{Feeding, Hub};
 
 use crate::bus::local::{MemoryState, OperatorDesk, operator_desk};
 use crate::bus::{Backlog, Filter, SharedBus, Subscription};
 use crate::model::{MessageKind, Operation, OperatorReply};
 use crate::orchestrator::Centre;
+use crate::orchestrator::ports::StateStore;
 use crate::orchestrator::brain::Brain;
 use crate::orchestrator::policy::Policy;
 use crate::scenario::Scenario;
@@ -34,12 +39,17 @@ pub struct LocalCentre {
 }
 
 impl LocalCentre {
-    /// A centre with `policy` for the fleet of `scenario` on `bus`.
-    pub fn new(policy: Policy, scenario: &Scenario, bus: SharedBus) -> Self {
+    /// A centre with `policy` for the fleet of `scenario` on `bus`; what it saves also feeds
+    /// `hub`, the API's view of the fleet, when there is one.
+    pub fn new(policy: Policy, scenario: &Scenario, bus: SharedBus, hub: Option<Arc<Hub>>) -> Self {
         let inbox = bus.subscribe(Filter::kinds(&[MessageKind::Telemetry, MessageKind::Heartbeat, MessageKind::Event, MessageKind::CommandAck]), Backlog::Lossless);
         let (desk, operators) = operator_desk();
         let state = MemoryState::default();
-        let centre = Centre::new(Brain::new(policy).with_scenario(scenario), Box::new(operators), Box::new(state.clone()));
+        let store: Box<dyn StateStore> = match hub {
+            Some(hub) => Box::new(Feeding { inner: state.clone(), hub }),
+            None => Box::new(state.clone()),
+        };
+        let centre = Centre::new(Brain::new(policy).with_scenario(scenario), Box::new(operators), store);
         Self { centre, desk, state, inbox, bus }
     }
 

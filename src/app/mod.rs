@@ -61,6 +61,8 @@ pub struct RunOptions {
     pub store: Option<String>,
     /// How the stored telemetry ages.
     pub lifecycle: crate::store::lifecycle::LifecycleSettings,
+    /// Serve the WebSocket and HTTP API while the run lasts.
+    pub api: Option<crate::api::ApiSettings>,
 }
 
 impl RunOptions {
@@ -79,6 +81,7 @@ impl RunOptions {
             progress: false,
             store: None,
             lifecycle: Default::default(),
+            api: None,
             scenario,
         }
     }
@@ -374,10 +377,22 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
     };
     let store = options.store.as_deref().map(|url| open_store(url, options, &bus)).transpose()?;
     let mut app = headless_app(options, bus.clone());
+    let hub = options.api.as_ref().map(|_| Arc::new(crate::api::hub::Hub::default()));
+    let mut desk = None;
     if let Some(policy) = options.policy.clone() {
-        app.insert_resource(centre::LocalCentre::new(policy, &options.scenario, bus.clone()));
+        let centre = centre::LocalCentre::new(policy, &options.scenario, bus.clone(), hub.clone());
+        desk = Some(centre.desk.clone());
+        app.insert_resource(centre);
         app.add_plugins(centre::plugin);
     }
+    // Served from its own thread until the run ends (dropped with this function's locals).
+    let _api = match (&options.api, hub) {
+        (Some(settings), Some(hub)) => {
+            let operators = desk.map(|desk| Arc::new(desk) as Arc<dyn crate::api::server::OperatorGate>);
+            Some(crate::api::RunningApi::start(settings, hub, operators)?)
+        }
+        _ => None,
+    };
     // One simulated second per update amortises the schedule's overhead; pacing at real time
     // still needs whole seconds only.
     let per_update = PHYSICS_HZ as u64;

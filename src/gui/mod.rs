@@ -42,7 +42,7 @@ pub fn run(options: RunOptions, screenshot: Option<PathBuf>, exit_after: Option<
     app.add_plugins(SimPlugin { scenario: options.scenario.clone(), vehicles: options.vehicles, members: options.members, first_seq: options.first_seq.clone(), seed: options.seed, bus: bus.clone() });
     // The orchestrator runs beside the fleet, as in a headless run.
     if let Some(policy) = options.policy.clone() {
-        app.insert_resource(LocalCentre::new(policy, &options.scenario, bus));
+        app.insert_resource(LocalCentre::new(policy, &options.scenario, bus, None));
         app.add_plugins(centre::plugin);
     }
     let factor = match options.speed {

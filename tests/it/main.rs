@@ -1,6 +1,7 @@
 //! The integration tests, one binary: headless ECS tests with pinned time, CLI end to end, and
 //! the Redis transport against throwaway redis-server instances.
 
+mod api;
 mod architecture;
 mod common;
 mod determinism;

@@ -1,0 +1,21 @@
+//! The outward face: an authenticated WebSocket and HTTP API over the centre's state, served
+//! by `aegis run --listen ADDR`. It reads the centre only through what the centre saves (a
+//! [`hub::Feeding`] state store) and acts only through its operator channel
+//! ([`server::OperatorGate`]), so it never blocks the simulation or the centre.
+//!
+//! - [`auth`]: tokens and roles.
+//! - [`protocol`]: the WebSocket frames (docs/asyncapi.yaml).
+//! - [`hub`]: the fleet as the API knows it, and its numbered topics.
+//! - [`server`]: routes, the WebSocket connection, `serve`.
+//! - [`RunningApi`]: the server on its own thread beside a simulation.
+
+pub mod auth;
+mod error;
+pub mod hub;
+pub mod protocol;
+mod running;
+pub mod server;
+
+pub use error::ApiError;
+pub use running::{ApiSettings, RunningApi};
+pub use server::{Api, serve};

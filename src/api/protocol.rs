@@ -1,0 +1,163 @@
+//! The WebSocket protocol's frames (docs/asyncapi.yaml documents them, with a JSON Schema for
+//! each): JSON text frames tagged by `type`. A client authenticates (header or first frame),
+//! subscribes to topics and acts on alerts; every request carries an `id` its reply repeats.
+//! A topic's frames carry a sequence number of their own: on subscribe a snapshot, then
+//! deltas; a client that resubscribes with `since` gets the deltas it missed, or a fresh
+//! snapshot flagged `resync` when they are no longer kept, never a silent gap.
+
+use serde::{Deserialize, Serialize};
+
+use super::auth::Role;
+
+/// The protocol's version, sent in `hello`; a client refuses a version it does not know.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest frame a client may send, in bytes: requests are small, and a bigger frame closes
+/// the connection with a reason before it is read whole.
+pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
+
+/// A topic a client can subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Topic {
+    /// The fleet summary and every vehicle's state; deltas carry what changed, batched.
+    Fleet,
+    /// Alerts, each whole as it changes (every step of its life).
+    Alerts,
+}
+
+impl Topic {
+    /// Every topic.
+    pub const ALL: [Topic; 2] = [Topic::Fleet, Topic::Alerts];
+
+    /// Its name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Topic::Fleet => "fleet",
+            Topic::Alerts => "alerts",
+        }
+    }
+}
+
+/// What a client sends.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// Authenticates the connection (browsers cannot set headers on a WebSocket).
+    Auth {
+        /// The bearer token's secret.
+        token: String,
+    },
+    /// Subscribes to a topic.
+    Subscribe {
+        /// Repeated in the reply.
+        id: String,
+        /// The topic.
+        topic: Topic,
+        /// The last sequence number seen on this topic before a reconnect: the deltas after it
+        /// are replayed when still kept, else a snapshot flagged `resync` comes.
+        #[serde(default)]
+        since: Option<u64>,
+    },
+    /// Stops a subscription.
+    Unsubscribe {
+        /// Repeated in the reply.
+        id: String,
+        /// The topic.
+        topic: Topic,
+    },
+    /// Acknowledges an alert (operators).
+    Ack {
+        /// Repeated in the reply.
+        id: String,
+        /// The alert, like `A000012`.
+        alert: String,
+    },
+    /// Clears an alert by hand (operators).
+    Clear {
+        /// Repeated in the reply.
+        id: String,
+        /// The alert.
+        alert: String,
+    },
+    /// Assigns an alert to someone (operators).
+    Assign {
+        /// Repeated in the reply.
+        id: String,
+        /// The alert.
+        alert: String,
+        /// To whom.
+        to: String,
+    },
+    /// Shelves an alert for a while of simulated time (operators).
+    Shelve {
+        /// Repeated in the reply.
+        id: String,
+        /// The alert.
+        alert: String,
+        /// Seconds.
+        for_s: f64,
+    },
+    /// Comments on an alert (operators).
+    Comment {
+        /// Repeated in the reply.
+        id: String,
+        /// The alert.
+        alert: String,
+        /// The comment.
+        text: String,
+    },
+}
+
+/// What the server sends, but the topic frames the hub encodes once for every subscriber
+/// (see [`super::hub`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// First frame of an authenticated connection.
+    Hello {
+        /// [`PROTOCOL_VERSION`].
+        protocol: u32,
+        /// The token's name.
+        name: String,
+        /// The token's role.
+        role: Role,
+    },
+    /// The answer to a request.
+    Reply {
+        /// The request's id.
+        id: String,
+        /// Whether it was done.
+        ok: bool,
+        /// Why not.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A frame that could not be taken as a request; the connection goes on.
+    Error {
+        /// What is wrong with it.
+        error: String,
+    },
+}
+
+impl ServerFrame {
+    /// The frame as JSON text.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!(r#"{{"type":"error","error":"unencodable frame: {e}"}}"#))
+    }
+
+    /// A refusal of request `id`.
+    pub fn refused(id: &str, why: impl Into<String>) -> Self {
+        ServerFrame::Reply { id: id.to_owned(), ok: false, error: Some(why.into()) }
+    }
+
+    /// A success of request `id`.
+    pub fn done(id: &str) -> Self {
+        ServerFrame::Reply { id: id.to_owned(), ok: true, error: None }
+    }
+}
+
+/// Why a text frame is not a request: names the field or the type that is wrong.
+pub fn parse(text: &str) -> Result<ClientFrame, String> {
+    serde_json::from_str(text).map_err(|e| format!("not a request: {e}"))
+}

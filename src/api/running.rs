@@ -1,0 +1,88 @@
+//! The API server beside a simulation: its own thread and runtime, so the simulation's loop
+//! never shares a scheduler with client connections; bound before the run starts (a taken
+//! port fails the run at once) and stopped, connections closed with a reason, when it ends.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::auth::Tokens;
+use super::hub::Hub;
+use super::server::{Api, OperatorGate};
+use super::{ApiError, serve};
+
+/// Where and for whom to serve.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// The tokens; `None` makes up an admin token, on a loopback address only.
+    pub tokens: Option<Tokens>,
+    /// Origins besides the server's own whose pages may open the WebSocket.
+    pub allowed_origins: Vec<String>,
+}
+
+/// A running server.
+pub struct RunningApi {
+    /// Where it listens (the port chosen, when 0 was asked).
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RunningApi {
+    /// Binds `settings.listen` and serves `hub` there; operator actions go to `operators`.
+    /// With no tokens on a loopback address an admin token is made up and a URL carrying it
+    /// printed; elsewhere no tokens is refused.
+    pub fn start(settings: &ApiSettings, hub: Arc<Hub>, operators: Option<Arc<dyn OperatorGate>>) -> Result<Self, ApiError> {
+        let tokens = match &settings.tokens {
+            Some(tokens) if !tokens.is_empty() => tokens.clone(),
+            _ if settings.listen.ip().is_loopback() => {
+                let (tokens, secret) = Tokens::generated_admin();
+                eprintln!("[aegis] API for this run only, with an admin token made up now: http://{}/?token={secret}", settings.listen);
+                tokens
+            }
+            _ => return Err(ApiError::OpenToTheNetwork(settings.listen)),
+        };
+        let listener = std::net::TcpListener::bind(settings.listen)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = watch::channel(false);
+        let mut api = Api::new(hub, tokens, operators, stopped.clone());
+        api.allowed_origins = Arc::new(settings.allowed_origins.clone());
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("aegis-api").enable_all().build()?;
+        let thread = std::thread::Builder::new().name("aegis-api".into()).spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => listener,
+                    Err(e) => return eprintln!("[aegis] API server: {e}"),
+                };
+                let mut stopped = stopped;
+                if let Err(e) = serve(listener, api, async move { let _ = stopped.wait_for(|stop| *stop).await; }).await {
+                    eprintln!("[aegis] API server: {e}");
+                }
+            });
+        })?;
+        eprintln!("[aegis] API listening on http://{addr} (WebSocket ws://{addr}/ws, HTTP /api/v1)");
+        Ok(Self { addr, stop, thread: Some(thread) })
+    }
+
+    /// Closes every connection with a reason and stops serving.
+    pub fn stop(mut self) {
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for RunningApi {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}

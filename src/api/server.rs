@@ -1,0 +1,391 @@
+//! The server: one router built from the shared [`Api`] state, HTTP under `/api/v1` (bearer
+//! token) beside `/healthz` (open), and `/ws`. Each WebSocket connection is a reader loop
+//! and a writer task joined by a bounded queue; subscriptions forward the hub's shared frames
+//! into that queue without waiting, so a slow client is resynchronised with a snapshot when it
+//! falls behind the broadcast and closed with a reason when its queue is full, never slowing
+//! the others. The caller hands in the listener and the shutdown, so tests bind port 0.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use super::auth::{Caller, Tokens};
+use super::hub::{Hub, Numbered};
+use super::protocol::{self, ClientFrame, MAX_CLIENT_FRAME, PROTOCOL_VERSION, ServerFrame, Topic};
+use crate::model::{Operation, OperatorReply, Severity, VehicleId};
+
+/// Frames queued for one client before it counts as too slow and is closed.
+pub const SEND_QUEUE: usize = 512;
+/// How often the server pings a client.
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// A client silent this long (not even a pong) is closed.
+const IDLE_AFTER: Duration = Duration::from_secs(60);
+/// How long a connection may take to authenticate.
+const AUTH_WITHIN: Duration = Duration::from_secs(10);
+/// How long an operator action waits for the centre's answer.
+const REPLY_WITHIN: Duration = Duration::from_secs(30);
+
+/// Close codes (RFC 6455 section 7.4.1 and the 4000-4999 private range).
+mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const UNAUTHORISED: u16 = 4001;
+    pub const TOO_SLOW: u16 = 4008;
+}
+
+/// Where operator actions go: the centre's operator channel, whichever transport carries it.
+pub trait OperatorGate: Send + Sync + 'static {
+    /// Hands in `operation` on `alert` by `actor`; the centre's answer arrives on the channel.
+    fn submit(&self, alert: &str, actor: &str, operation: Operation) -> crossbeam_channel::Receiver<OperatorReply>;
+}
+
+impl OperatorGate for crate::bus::local::OperatorDesk {
+    fn submit(&self, alert: &str, actor: &str, operation: Operation) -> crossbeam_channel::Receiver<OperatorReply> {
+        crate::bus::local::OperatorDesk::submit(self, alert, actor, operation)
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct Api {
+    /// The fleet as the API knows it.
+    pub hub: Arc<Hub>,
+    /// Who may connect.
+    pub tokens: Arc<Tokens>,
+    /// Where operator actions go; `None` where nobody may act (they are refused).
+    pub operators: Option<Arc<dyn OperatorGate>>,
+    /// Origins whose pages may open a WebSocket, besides the server's own.
+    pub allowed_origins: Arc<Vec<String>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Api {
+    /// An API over `hub` for `tokens`; `shutdown` turning true closes every connection.
+    pub fn new(hub: Arc<Hub>, tokens: Tokens, operators: Option<Arc<dyn OperatorGate>>, shutdown: watch::Receiver<bool>) -> Self {
+        Self { hub, tokens: Arc::new(tokens), operators, allowed_origins: Arc::new(Vec::new()), shutdown }
+    }
+}
+
+/// The routes.
+pub fn router(api: Api) -> Router {
+    let v1 = Router::new()
+        .route("/fleet", get(fleet))
+        .route("/vehicles", get(vehicles))
+        .route("/vehicles/{id}", get(vehicle))
+        .route("/alerts", get(alerts))
+        .route_layer(middleware::from_fn_with_state(api.clone(), bearer));
+    Router::new().route("/healthz", get(healthz)).route("/ws", get(upgrade)).nest("/api/v1", v1).with_state(api)
+}
+
+/// Serves `router(api)` on `listener` until `shutdown` completes, then closes the WebSocket
+/// connections with a reason and waits for the HTTP ones to finish.
+pub async fn serve(listener: tokio::net::TcpListener, api: Api, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await
+}
+
+fn error_body(status: StatusCode, why: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": why.into() }))).into_response()
+}
+
+/// The caller a request's `Authorization: Bearer` header names.
+fn bearer_caller(api: &Api, headers: &HeaderMap) -> Option<Caller> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    api.tokens.caller(value.strip_prefix("Bearer ")?.trim())
+}
+
+async fn bearer(State(api): State<Api>, mut request: Request, next: Next) -> Response {
+    match bearer_caller(&api, request.headers()) {
+        Some(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        None => error_body(StatusCode::UNAUTHORIZED, "a bearer token is required (Authorization: Bearer <token>)"),
+    }
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "ok": true }))
+}
+
+async fn fleet(State(api): State<Api>) -> Json<serde_json::Value> {
+    Json(api.hub.fleet_json())
+}
+
+async fn vehicles(State(api): State<Api>) -> Json<serde_json::Value> {
+    let fleet = api.hub.fleet_json();
+    let list: Vec<serde_json::Value> = fleet["vehicles"]
+        .as_object()
+        .map(|vehicles| {
+            vehicles
+                .iter()
+                .map(|(id, summary)| {
+                    let mut row = summary.clone();
+                    row["id"] = serde_json::Value::String(id.clone());
+                    row
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(serde_json::json!({ "vehicles": list }))
+}
+
+async fn vehicle(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    let Ok(vehicle) = id.parse::<VehicleId>() else {
+        return error_body(StatusCode::BAD_REQUEST, format!("`{id}` is not a vehicle id like V0007"));
+    };
+    match api.hub.vehicle(vehicle) {
+        Some(summary) => Json(serde_json::json!({ "id": vehicle, "summary": summary })).into_response(),
+        None => error_body(StatusCode::NOT_FOUND, format!("no vehicle {vehicle} in the fleet")),
+    }
+}
+
+/// Filters of `GET /api/v1/alerts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertFilter {
+    vehicle: Option<String>,
+    severity: Option<Severity>,
+    active: Option<bool>,
+}
+
+async fn alerts(State(api): State<Api>, filter: Result<Query<AlertFilter>, axum::extract::rejection::QueryRejection>) -> Response {
+    let Query(filter) = match filter {
+        Ok(filter) => filter,
+        Err(rejection) => return error_body(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    let vehicle = match filter.vehicle.as_deref().map(str::parse::<VehicleId>).transpose() {
+        Ok(vehicle) => vehicle,
+        Err(e) => return error_body(StatusCode::BAD_REQUEST, format!("vehicle: {e}")),
+    };
+    let list = api.hub.alerts(|a| vehicle.is_none_or(|v| a.key.vehicle == v) && filter.severity.is_none_or(|s| a.severity >= s) && filter.active.is_none_or(|active| a.active == active));
+    Json(serde_json::json!({ "alerts": list })).into_response()
+}
+
+/// Whether a browser page from `origin` may open a WebSocket here: the server's own origin or
+/// one allowed. Clients that are not browsers send no `Origin`.
+fn origin_allowed(api: &Api, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else { return true };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    origin == format!("http://{host}") || origin == format!("https://{host}") || api.allowed_origins.iter().any(|allowed| allowed == origin)
+}
+
+async fn upgrade(State(api): State<Api>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    if !origin_allowed(&api, &headers) {
+        return error_body(StatusCode::FORBIDDEN, "this page's origin may not open the fleet's WebSocket");
+    }
+    let caller = bearer_caller(&api, &headers);
+    if headers.contains_key(header::AUTHORIZATION) && caller.is_none() {
+        return error_body(StatusCode::UNAUTHORIZED, "unknown token");
+    }
+    ws.max_message_size(MAX_CLIENT_FRAME).max_frame_size(MAX_CLIENT_FRAME).on_upgrade(move |socket| connection(socket, api, caller))
+}
+
+/// Why the writer closes the connection.
+type CloseReason = (u16, String);
+
+fn close_message((code, reason): CloseReason) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+}
+
+/// One connection: authenticate, then read requests until the client goes, falls silent, is
+/// too slow or the server shuts down.
+async fn connection(socket: WebSocket, api: Api, caller: Option<Caller>) {
+    let (mut sink, mut stream) = socket.split();
+    let (queue, mut outgoing) = mpsc::channel::<Message>(SEND_QUEUE);
+    let (closer, mut close_reason) = mpsc::channel::<CloseReason>(1);
+    // The writer: frames in order, a ping now and then, and a close with its reason first of all.
+    let writer = tokio::spawn(async move {
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                biased;
+                reason = close_reason.recv() => {
+                    let _ = sink.send(close_message(reason.unwrap_or((close::NORMAL, String::new())))).await;
+                    break;
+                }
+                message = outgoing.recv() => match message {
+                    Some(message) => if sink.send(message).await.is_err() { break },
+                    None => break,
+                },
+                _ = ping.tick() => if sink.send(Message::Ping(Default::default())).await.is_err() { break },
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let mut client = Client { api: api.clone(), caller, queue, closer: closer.clone(), subscriptions: BTreeMap::new() };
+    if client.caller.is_none() {
+        match tokio::time::timeout(AUTH_WITHIN, stream.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => match protocol::parse(&text) {
+                Ok(ClientFrame::Auth { token }) => client.caller = api.tokens.caller(&token),
+                _ => {}
+            },
+            _ => {}
+        }
+        if client.caller.is_none() {
+            let _ = closer.send((close::UNAUTHORISED, "authenticate first: an auth frame with a valid token, or Authorization: Bearer".into())).await;
+            let _ = writer.await;
+            return;
+        }
+    }
+    if let Some(caller) = &client.caller {
+        client.send(ServerFrame::Hello { protocol: PROTOCOL_VERSION, name: caller.name.clone(), role: caller.role });
+    }
+    let mut shutdown = api.shutdown.clone();
+    loop {
+        let next = tokio::select! {
+            next = tokio::time::timeout(IDLE_AFTER, stream.next()) => next,
+            _ = shutdown.wait_for(|stop| *stop) => {
+                let _ = closer.try_send((close::GOING_AWAY, "the server is shutting down".into()));
+                break;
+            }
+        };
+        match next {
+            Err(_) => {
+                let _ = closer.try_send((close::POLICY, format!("idle for {} s", IDLE_AFTER.as_secs())));
+                break;
+            }
+            Ok(None) | Ok(Some(Err(_))) => {
+                // Gone, or broke the protocol (a frame over the size limit among them).
+                let _ = closer.try_send((close::TOO_BIG, format!("closed: a frame over {MAX_CLIENT_FRAME} bytes or a broken connection")));
+                break;
+            }
+            Ok(Some(Ok(Message::Text(text)))) => client.handle(&text).await,
+            Ok(Some(Ok(Message::Binary(_)))) => client.send(ServerFrame::Error { error: "binary frames are not part of the protocol: send JSON text".into() }),
+            Ok(Some(Ok(Message::Close(_)))) => break,
+            Ok(Some(Ok(_))) => {} // pings and pongs: the connection is alive
+        }
+    }
+    for (_, forwarder) in std::mem::take(&mut client.subscriptions) {
+        forwarder.abort();
+    }
+    drop(client);
+    let _ = closer.try_send((close::NORMAL, String::new()));
+    let _ = writer.await;
+}
+
+/// A connection's side of the conversation.
+struct Client {
+    api: Api,
+    caller: Option<Caller>,
+    queue: mpsc::Sender<Message>,
+    closer: mpsc::Sender<CloseReason>,
+    subscriptions: BTreeMap<Topic, tokio::task::JoinHandle<()>>,
+}
+
+impl Client {
+    /// Queues `frame`; a full queue closes the connection (its reader notices and stops).
+    fn send(&self, frame: ServerFrame) {
+        enqueue(&self.queue, &self.closer, Message::Text(frame.encode().into()));
+    }
+
+    async fn handle(&mut self, text: &str) {
+        let frame = match protocol::parse(text) {
+            Ok(frame) => frame,
+            Err(error) => return self.send(ServerFrame::Error { error }),
+        };
+        let caller = self.caller.clone().expect("authenticated before requests are read");
+        match frame {
+            ClientFrame::Auth { .. } => self.send(ServerFrame::Error { error: "already authenticated".into() }),
+            ClientFrame::Subscribe { id, topic, since } => {
+                if self.subscriptions.contains_key(&topic) {
+                    return self.send(ServerFrame::refused(&id, format!("already subscribed to {}", topic.name())));
+                }
+                self.send(ServerFrame::done(&id));
+                let joined = self.api.hub.join(topic, since);
+                let forwarder = tokio::spawn(forward(topic, joined.first, joined.receiver, self.api.hub.clone(), self.queue.clone(), self.closer.clone()));
+                self.subscriptions.insert(topic, forwarder);
+            }
+            ClientFrame::Unsubscribe { id, topic } => match self.subscriptions.remove(&topic) {
+                Some(forwarder) => {
+                    forwarder.abort();
+                    self.send(ServerFrame::done(&id));
+                }
+                None => self.send(ServerFrame::refused(&id, format!("not subscribed to {}", topic.name()))),
+            },
+            ClientFrame::Ack { id, alert } => self.operate(&caller, id, alert, Operation::Ack).await,
+            ClientFrame::Clear { id, alert } => self.operate(&caller, id, alert, Operation::Clear).await,
+            ClientFrame::Assign { id, alert, to } => self.operate(&caller, id, alert, Operation::Assign { to }).await,
+            ClientFrame::Shelve { id, alert, for_s } => self.operate(&caller, id, alert, Operation::Shelve { for_s }).await,
+            ClientFrame::Comment { id, alert, text } => self.operate(&caller, id, alert, Operation::Comment { text }).await,
+        }
+    }
+
+    /// An operator action, audited as the token's name; refused for viewers and where no
+    /// centre takes actions.
+    async fn operate(&self, caller: &Caller, id: String, alert: String, operation: Operation) {
+        if !caller.role.may_operate() {
+            return self.send(ServerFrame::refused(&id, format!("the {:?} role may not act on alerts", caller.role).to_lowercase()));
+        }
+        let Some(operators) = self.api.operators.clone() else {
+            return self.send(ServerFrame::refused(&id, "no centre takes operator actions here"));
+        };
+        let answer = operators.submit(&alert, &caller.name, operation);
+        let reply = tokio::task::spawn_blocking(move || answer.recv_timeout(REPLY_WITHIN)).await;
+        match reply {
+            Ok(Ok(reply)) if reply.ok => self.send(ServerFrame::done(&id)),
+            Ok(Ok(reply)) => self.send(ServerFrame::refused(&id, reply.error.unwrap_or_else(|| "refused".into()))),
+            _ => self.send(ServerFrame::refused(&id, format!("the centre did not answer within {} s", REPLY_WITHIN.as_secs()))),
+        }
+    }
+}
+
+/// Queues a message without waiting; a full queue asks the writer to close the connection.
+fn enqueue(queue: &mpsc::Sender<Message>, closer: &mpsc::Sender<CloseReason>, message: Message) -> bool {
+    match queue.try_send(message) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            let _ = closer.try_send((close::TOO_SLOW, format!("too slow: {SEND_QUEUE} frames waiting to be read")));
+            false
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
+/// A subscription: the first frames, then each newer delta; a subscriber left behind by the
+/// broadcast gets a fresh snapshot flagged `resync`, which holds everything it missed.
+async fn forward(topic: Topic, first: Vec<Numbered>, mut receiver: broadcast::Receiver<Numbered>, hub: Arc<Hub>, queue: mpsc::Sender<Message>, closer: mpsc::Sender<CloseReason>) {
+    let mut last = 0;
+    let put = |(seq, frame): Numbered, last: &mut u64| {
+        *last = seq;
+        enqueue(&queue, &closer, Message::Text(frame.as_ref().into()))
+    };
+    let mut started = false;
+    for numbered in first {
+        if !put(numbered, &mut last) {
+            return;
+        }
+        started = true;
+    }
+    loop {
+        match receiver.recv().await {
+            Ok((seq, frame)) if !started || seq > last => {
+                started = true;
+                if !put((seq, frame), &mut last) {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                if !put(hub.snapshot(topic, true), &mut last) {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! The WebSocket and HTTP API against a real server on 127.0.0.1 port 0 and real WebSocket
+//! clients (tokio-tungstenite): tokens and roles, snapshots then numbered deltas, resuming
+//! after a dropped connection, operator actions audited with the token's name, bad input, and
+//! many clients at once. Waits are bounded by a timeout, never by sleeping.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aegis::api::auth::Tokens;
+use aegis::api::hub::{Hub, REPLAY_KEPT};
+use aegis::api::server::OperatorGate;
+use aegis::api::{Api, serve};
+use aegis::bus::local::operator_desk;
+use aegis::model::{AlertRecord, Component, OperatorReply, Recommendation, RecommendedAction, Severity, VehicleId, VehicleStatus, VehicleSummary};
+use aegis::orchestrator::alerts::{AlertKey, AlertPolicy, AlertStore, Condition, Observation, Origin};
+use aegis::orchestrator::ports::{Changes, OperatorChannel};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+const VIEWER: &str = "viewer-secret-0123456789";
+const OPERATOR: &str = "operator-secret-0123456789";
+const WAIT: Duration = Duration::from_secs(20);
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Server {
+    addr: SocketAddr,
+    hub: Arc<Hub>,
+    _stop: watch::Sender<bool>,
+}
+
+async fn start(operators: Option<Arc<dyn OperatorGate>>) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hub = Arc::new(Hub::default());
+    let (stop, stopped) = watch::channel(false);
+    let tokens = Tokens::parse_list(&format!("vic:viewer:{VIEWER},ana:operator:{OPERATOR}")).unwrap();
+    let api = Api::new(hub.clone(), tokens, operators, stopped.clone());
+    let mut stopped = stopped;
+    tokio::spawn(serve(listener, api, async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    }));
+    Server { addr, hub, _stop: stop }
+}
+
+/// A client that authenticated with its first frame and read the hello.
+async fn client(addr: SocketAddr, token: &str) -> Socket {
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.unwrap();
+    socket.send(Message::text(json!({ "type": "auth", "token": token }).to_string())).await.unwrap();
+    let hello = next_json(&mut socket).await;
+    assert_eq!(hello["type"], "hello", "{hello}");
+    assert_eq!(hello["protocol"], 1);
+    socket
+}
+
+/// Every frame the clients received and no check has taken yet.
+static RECEIVED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Checks every frame received so far against the JSON Schemas of docs/asyncapi.yaml, with an
+/// independent validator (Python's jsonschema, which .ci/setup installs). Each test calls it
+/// last, so every frame is checked by its own test's call or an earlier one.
+fn frames_match_the_protocol_document() {
+    let frames = std::mem::take(&mut *RECEIVED.lock().unwrap());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = std::process::Command::new("python3")
+        .arg(root.join("tests/it/validate_frames.py"))
+        .arg(root.join("docs/asyncapi.yaml"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3, for the frame schemas");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), frames.join("\n").as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+}
+
+/// The next text frame as JSON (pings are skipped).
+async fn next_json(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(WAIT, socket.next()).await.expect("a frame in time").expect("the connection open").unwrap();
+        match message {
+            Message::Text(text) => {
+                RECEIVED.lock().unwrap().push(text.to_string());
+                return serde_json::from_str(&text).unwrap();
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// The close frame's code and reason, after any other frames.
+async fn closed_with(socket: &mut Socket) -> (u16, String) {
+    loop {
+        match tokio::time::timeout(WAIT, socket.next()).await.expect("closed in time") {
+            Some(Ok(Message::Close(Some(frame)))) => return (u16::from(frame.code), frame.reason.to_string()),
+            Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return (0, String::new()),
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+async fn request(socket: &mut Socket, frame: Value) -> Value {
+    socket.send(Message::text(frame.to_string())).await.unwrap();
+    next_json(socket).await
+}
+
+async fn subscribe(socket: &mut Socket, topic: &str, since: Option<u64>) -> Value {
+    let reply = request(socket, json!({ "type": "subscribe", "id": format!("sub-{topic}"), "topic": topic, "since": since })).await;
+    assert_eq!(reply, json!({ "type": "reply", "id": format!("sub-{topic}"), "ok": true }));
+    next_json(socket).await
+}
+
+/// A plain HTTP GET: the status code and the body as JSON.
+async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(WAIT, stream.read_to_string(&mut response)).await.unwrap().unwrap();
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn moving(vehicles: &[u32], at: f64) -> Changes {
+    let summary = VehicleSummary { status: Some(VehicleStatus::EnRoute), online: true, seq: Some(at as u64), sim_time: at, mission: None };
+    Changes { vehicles: vehicles.iter().map(|v| (VehicleId(*v), summary.clone())).collect(), ..Changes::default() }
+}
+
+fn alert(vehicle: u32) -> AlertRecord {
+    let mut store = AlertStore::new(AlertPolicy { raise_after_s: 0.0, ..AlertPolicy::default() });
+    let id = store
+        .observe(Observation {
+            key: AlertKey { vehicle: VehicleId(vehicle), component: Component::CoolingSystem, alert_type: "overheating".into() },
+            at: 10.0,
+            condition: Condition::Raise,
+            severity: Severity::Major,
+            origin: Origin::CentralRule,
+            evidence: vec![("coolant_temp_c".into(), 112.0)],
+            recommendation: Recommendation { action: RecommendedAction::ReturnToDepot, reason: "hot".into(), within_hours: None },
+            confidence: 0.9,
+            time_to_failure_h: None,
+        })
+        .unwrap();
+    store.get(&id).unwrap().clone()
+}
+
+#[tokio::test]
+async fn no_token_no_fleet_over_http_or_websocket() {
+    let server = start(None).await;
+    assert_eq!(get(server.addr, "/healthz", None).await.0, 200, "health is open to scrapers");
+    let (status, body) = get(server.addr, "/api/v1/fleet", None).await;
+    assert_eq!(status, 401);
+    assert!(body["error"].as_str().unwrap().contains("bearer token"), "{body}");
+    assert_eq!(get(server.addr, "/api/v1/fleet", Some("not-a-token-at-all")).await.0, 401);
+    server.hub.apply(&moving(&[7], 3.0));
+    let (status, body) = get(server.addr, "/api/v1/vehicles/V0007", Some(VIEWER)).await;
+    assert_eq!((status, body["summary"]["status"].as_str()), (200, Some("en_route")), "{body}");
+    assert_eq!(get(server.addr, "/api/v1/vehicles/V0008", Some(VIEWER)).await.0, 404);
+    assert_eq!(get(server.addr, "/api/v1/vehicles/seven", Some(VIEWER)).await.0, 400);
+    assert_eq!(get(server.addr, "/api/v1/alerts?severity=catastrophic", Some(VIEWER)).await.0, 400);
+
+    // A WebSocket whose first frame is not a valid auth frame is closed with a reason.
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", server.addr)).await.unwrap();
+    socket.send(Message::text(json!({ "type": "auth", "token": "wrong-wrong-wrong-wrong" }).to_string())).await.unwrap();
+    let (code, reason) = closed_with(&mut socket).await;
+    assert_eq!(code, 4001);
+    assert!(reason.contains("authenticate first"), "{reason}");
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", server.addr)).await.unwrap();
+    socket.send(Message::text(json!({ "type": "subscribe", "id": "1", "topic": "fleet" }).to_string())).await.unwrap();
+    assert_eq!(closed_with(&mut socket).await.0, 4001, "no request before authentication");
+    frames_match_the_protocol_document();
+}
+
+#[tokio::test]
+async fn a_subscriber_gets_a_snapshot_then_numbered_deltas_and_resumes_without_a_gap() {
+    let server = start(None).await;
+    server.hub.apply(&moving(&[1, 2], 1.0));
+    let mut socket = client(server.addr, VIEWER).await;
+    let snapshot = subscribe(&mut socket, "fleet", None).await;
+    assert_eq!((snapshot["type"].as_str(), snapshot["seq"].as_u64(), snapshot["resync"].as_bool()), (Some("snapshot"), Some(1), Some(false)), "{snapshot}");
+    assert_eq!(snapshot["data"]["vehicles"].as_object().unwrap().len(), 2);
+
+    server.hub.apply(&moving(&[2], 2.0));
+    let delta = next_json(&mut socket).await;
+    assert_eq!((delta["type"].as_str(), delta["seq"].as_u64()), (Some("delta"), Some(2)), "{delta}");
+    assert_eq!(delta["data"]["vehicles"].as_object().unwrap().keys().collect::<Vec<_>>(), vec!["V0002"], "only what changed");
+
+    // Dropped; two deltas pass; back with `since`: exactly those two, in order.
+    drop(socket);
+    server.hub.apply(&moving(&[1], 3.0));
+    server.hub.apply(&moving(&[2], 4.0));
+    let mut socket = client(server.addr, VIEWER).await;
+    let first = subscribe(&mut socket, "fleet", Some(2)).await;
+    let second = next_json(&mut socket).await;
+    assert_eq!((first["type"].as_str(), first["seq"].as_u64(), second["seq"].as_u64()), (Some("delta"), Some(3), Some(4)));
+    server.hub.apply(&moving(&[1], 5.0));
+    assert_eq!(next_json(&mut socket).await["seq"], 5, "and live from there");
+
+    // Back after more deltas than are kept: a fresh snapshot, flagged, never a silent gap.
+    for t in 0..REPLAY_KEPT + 10 {
+        server.hub.apply(&moving(&[3], 10.0 + t as f64));
+    }
+    let mut late = client(server.addr, VIEWER).await;
+    let resync = subscribe(&mut late, "fleet", Some(5)).await;
+    assert_eq!((resync["type"].as_str(), resync["resync"].as_bool()), (Some("snapshot"), Some(true)), "{resync}");
+    assert_eq!(resync["seq"].as_u64(), Some(server.hub.seq(aegis::api::protocol::Topic::Fleet)));
+    assert_eq!(resync["data"]["vehicles"].as_object().unwrap().len(), 3);
+    frames_match_the_protocol_document();
+}
+
+#[tokio::test]
+async fn a_viewer_may_not_act_and_an_operators_ack_reaches_the_centre_as_the_token_name() {
+    let (desk, mut operators) = operator_desk();
+    let server = start(Some(Arc::new(desk))).await;
+    let raised = alert(4);
+    server.hub.apply(&Changes { alerts: vec![raised.clone()], ..Changes::default() });
+
+    let mut viewer = client(server.addr, VIEWER).await;
+    let snapshot = subscribe(&mut viewer, "alerts", None).await;
+    assert_eq!(snapshot["data"]["alerts"][0]["id"], raised.id.as_str());
+    let refused = request(&mut viewer, json!({ "type": "ack", "id": "a1", "alert": raised.id })).await;
+    assert_eq!((refused["ok"].as_bool(), refused["id"].as_str()), (Some(false), Some("a1")), "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains("viewer role may not"), "{refused}");
+    assert!(operators.requests().is_empty(), "a viewer's ack changes nothing");
+
+    // The centre's side: answer the first request that comes, and tell who asked.
+    let centre = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            if let Some(request) = operators.requests().pop() {
+                operators.reply(&request, OperatorReply::done());
+                return request;
+            }
+            assert!(std::time::Instant::now() < deadline, "no operator request reached the centre");
+            std::thread::yield_now();
+        }
+    });
+    let mut operator = client(server.addr, OPERATOR).await;
+    let done = request(&mut operator, json!({ "type": "ack", "id": "a2", "alert": raised.id })).await;
+    assert_eq!(done, json!({ "type": "reply", "id": "a2", "ok": true }));
+    let seen = centre.join().unwrap();
+    assert_eq!((seen.actor.as_str(), seen.alert.as_str(), seen.operation), ("ana", raised.id.as_str(), aegis::model::Operation::Ack), "audited as the token's name");
+    frames_match_the_protocol_document();
+}
+
+#[tokio::test]
+async fn bad_frames_are_answered_and_the_server_keeps_serving_others() {
+    let server = start(None).await;
+    let mut watcher = client(server.addr, VIEWER).await;
+    subscribe(&mut watcher, "fleet", None).await;
+    let mut socket = client(server.addr, VIEWER).await;
+    let cases = [
+        "{",
+        "null",
+        "[]",
+        r#"{"type":"launch","id":"1"}"#,
+        r#"{"type":"subscribe","id":"1","topic":"weather"}"#,
+        r#"{"type":"subscribe","id":7,"topic":"fleet"}"#,
+        r#"{"type":"subscribe","id":"1","topic":"fleet","extra":true}"#,
+        r#"{"type":"ack","id":"1"}"#,
+        r#"{"type":"shelve","id":"1","alert":"A000001","for_s":"soon"}"#,
+    ];
+    for case in cases {
+        socket.send(Message::text(case)).await.unwrap();
+        let answer = next_json(&mut socket).await;
+        assert_eq!(answer["type"], "error", "{case} -> {answer}");
+        assert!(answer["error"].as_str().unwrap().starts_with("not a request"), "{answer}");
+    }
+    // A few thousand generated ones: valid frames cut short, or with bytes swapped.
+    let valid = json!({ "type": "subscribe", "id": "x", "topic": "alerts" }).to_string();
+    let mut answered = 0;
+    for i in 0..3000usize {
+        let mut bytes = valid.clone().into_bytes();
+        match i % 3 {
+            0 => bytes.truncate(i % valid.len()),
+            1 => bytes[i % valid.len()] = b"{}[]\",:0az"[i % 10],
+            _ => bytes.insert(i % valid.len(), b'\\'),
+        }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if serde_json::from_str::<aegis::api::protocol::ClientFrame>(&text).is_ok() {
+            continue; // still a valid request by chance
+        }
+        socket.send(Message::text(text)).await.unwrap();
+        answered += 1;
+        // Read as it goes, in batches: a client that never reads is closed as too slow.
+        if answered % 100 == 0 {
+            for _ in 0..100 {
+                assert_eq!(next_json(&mut socket).await["type"], "error");
+            }
+        }
+    }
+    for _ in 0..answered % 100 {
+        assert_eq!(next_json(&mut socket).await["type"], "error");
+    }
+    assert!(answered > 2500, "{answered} malformed frames sent");
+    // Binary frames are not the protocol.
+    socket.send(Message::binary(vec![0u8, 1, 2])).await.unwrap();
+    assert_eq!(next_json(&mut socket).await["type"], "error");
+    // A flood of subscriptions to one topic: the first taken, the rest refused.
+    let first = request(&mut socket, json!({ "type": "subscribe", "id": "f0", "topic": "alerts" })).await;
+    assert_eq!(first["ok"], true);
+    let snapshot = next_json(&mut socket).await;
+    assert_eq!(snapshot["type"], "snapshot");
+    for i in 1..200 {
+        let reply = request(&mut socket, json!({ "type": "subscribe", "id": format!("f{i}"), "topic": "alerts" })).await;
+        assert_eq!(reply["ok"], false, "{reply}");
+    }
+    // A 10 MB frame closes that connection with a reason, and only that one.
+    let _ = socket.send(Message::text("x".repeat(10 << 20))).await;
+    let (code, _) = closed_with(&mut socket).await;
+    assert!(code == 1009 || code == 0, "closed for size, got {code}");
+    server.hub.apply(&moving(&[9], 1.0));
+    let delta = next_json(&mut watcher).await;
+    assert_eq!((delta["type"].as_str(), delta["seq"].as_u64()), (Some("delta"), Some(1)), "the others are still served");
+    frames_match_the_protocol_document();
+}
+
+#[tokio::test]
+async fn a_hundred_clients_each_get_every_delta_once() {
+    let server = start(None).await;
+    let mut sockets = Vec::new();
+    for _ in 0..100 {
+        let mut socket = client(server.addr, VIEWER).await;
+        subscribe(&mut socket, "fleet", None).await;
+        subscribe(&mut socket, "alerts", None).await;
+        sockets.push(socket);
+    }
+    assert_eq!(server.hub.subscribers(), 200);
+    for t in 1..=3 {
+        server.hub.apply(&moving(&[1, 2, 3], f64::from(t)));
+    }
+    server.hub.apply(&Changes { alerts: vec![alert(2)], ..Changes::default() });
+    for socket in &mut sockets {
+        let seqs: Vec<(String, u64)> = {
+            let mut seen = Vec::new();
+            for _ in 0..4 {
+                let frame = next_json(socket).await;
+                seen.push((frame["topic"].as_str().unwrap().to_owned(), frame["seq"].as_u64().unwrap()));
+            }
+            seen
+        };
+        assert_eq!(seqs, vec![("fleet".into(), 1), ("fleet".into(), 2), ("fleet".into(), 3), ("alerts".into(), 1)]);
+    }
+    frames_match_the_protocol_document();
+}
