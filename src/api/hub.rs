@@ -14,7 +14,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::protocol::Topic;
-use crate::model::{AlertRecord, FleetStatus, VehicleId, VehicleSummary};
+use crate::model::{AlertRecord, Body, Envelope, FleetStatus, Metric, TelemetryFrame, VehicleId, VehicleSummary};
 use crate::orchestrator::ports::{Changes, StateStore};
 
 /// Deltas kept per topic for clients that resume: four minutes of the fleet topic at one
@@ -48,7 +48,33 @@ pub struct FleetData<'a> {
     /// The centre's fleet status.
     pub summary: Option<&'a FleetStatus>,
     /// Vehicles by id.
-    pub vehicles: BTreeMap<VehicleId, &'a VehicleSummary>,
+    pub vehicles: BTreeMap<VehicleId, FleetVehicle<'a>>,
+}
+
+/// A vehicle as the fleet topic shows it: the centre's summary, and where it is from its
+/// latest telemetry (for maps).
+#[derive(Serialize)]
+pub struct FleetVehicle<'a> {
+    /// The centre's summary.
+    #[serde(flatten)]
+    pub summary: &'a VehicleSummary,
+    /// East and south position in the world frame, metres.
+    pub position: Option<[f32; 2]>,
+    /// Speed, km/h.
+    pub speed_kph: Option<f32>,
+}
+
+/// One vehicle's telemetry frame, as the hub passes it to vehicle subscriptions.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// The vehicle.
+    pub vehicle: VehicleId,
+    /// Its sequence number.
+    pub seq: u64,
+    /// Simulation seconds.
+    pub sim_time: f64,
+    /// The readings.
+    pub metrics: TelemetryFrame,
 }
 
 /// The alerts topic's data: whole alert records (all active or recent ones in a snapshot,
@@ -87,6 +113,15 @@ struct Known {
     status: Option<FleetStatus>,
     vehicles: BTreeMap<VehicleId, VehicleSummary>,
     alerts: BTreeMap<String, AlertRecord>,
+    /// Each vehicle's latest (east, south, speed).
+    whereabouts: BTreeMap<VehicleId, (f32, f32, f32)>,
+}
+
+impl Known {
+    fn vehicle<'a>(&'a self, id: VehicleId, summary: &'a VehicleSummary) -> FleetVehicle<'a> {
+        let at = self.whereabouts.get(&id);
+        FleetVehicle { summary, position: at.map(|(x, z, _)| [*x, *z]), speed_kph: at.map(|(_, _, speed)| *speed) }
+    }
 }
 
 struct State {
@@ -106,18 +141,51 @@ pub struct Joined {
     pub receiver: broadcast::Receiver<Numbered>,
 }
 
+/// Telemetry samples a vehicle subscription may fall behind before it skips ahead.
+const SAMPLES_CAPACITY: usize = 4096;
+
 /// The API's view of the fleet.
 pub struct Hub {
     state: Mutex<State>,
+    samples: broadcast::Sender<Arc<Sample>>,
+    world: serde_json::Value,
 }
 
 impl Default for Hub {
     fn default() -> Self {
-        Self { state: Mutex::new(State { known: Known::default(), logs: Topic::ALL.into_iter().map(|t| (t, Log::new())).collect() }) }
+        Self::new(serde_json::Value::Null)
     }
 }
 
 impl Hub {
+    /// A hub that serves `world` (roads, depots, extent) to maps.
+    pub fn new(world: serde_json::Value) -> Self {
+        let logs = Topic::SHARED.into_iter().map(|t| (t, Log::new())).collect();
+        Self { state: Mutex::new(State { known: Known::default(), logs }), samples: broadcast::channel(SAMPLES_CAPACITY).0, world }
+    }
+
+    /// The world, as `GET /api/v1/world` serves it.
+    pub fn world(&self) -> &serde_json::Value {
+        &self.world
+    }
+
+    /// Takes in a telemetry message: where its vehicle is, for the fleet topic, and the frame
+    /// for that vehicle's subscribers. Other messages are ignored.
+    pub fn telemetry(&self, envelope: &Envelope) {
+        let Body::Telemetry(telemetry) = &envelope.body else { return };
+        let metrics = telemetry.metrics;
+        let at = (metrics.get(Metric::PositionXM), metrics.get(Metric::PositionZM), metrics.get(Metric::SpeedKph));
+        self.lock().known.whereabouts.insert(envelope.vehicle_id, at);
+        if self.samples.receiver_count() > 0 {
+            let _ = self.samples.send(Arc::new(Sample { vehicle: envelope.vehicle_id, seq: envelope.seq, sim_time: envelope.sim_time, metrics }));
+        }
+    }
+
+    /// Every vehicle's telemetry from now on (a subscription filters for its own).
+    pub fn samples(&self) -> broadcast::Receiver<Arc<Sample>> {
+        self.samples.subscribe()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -133,7 +201,7 @@ impl Hub {
             known.vehicles.insert(*id, summary.clone());
         }
         if changes.status.is_some() || !changes.vehicles.is_empty() {
-            let data = FleetData { summary: changes.status.as_ref(), vehicles: changes.vehicles.iter().map(|(id, s)| (*id, s)).collect() };
+            let data = FleetData { summary: changes.status.as_ref(), vehicles: changes.vehicles.iter().map(|(id, s)| (*id, known.vehicle(*id, s))).collect() };
             logs.get_mut(&Topic::Fleet).expect("every topic has a log").publish(Topic::Fleet, &data);
         }
         if !changes.alerts.is_empty() {
@@ -149,7 +217,7 @@ impl Hub {
     /// snapshot (flagged `resync` when the client asked to resume and could not).
     pub fn join(&self, topic: Topic, since: Option<u64>) -> Joined {
         let state = self.lock();
-        let log = &state.logs[&topic];
+        let log = &state.logs[&topic]; // only shared topics are joined
         let receiver = log.sender.subscribe();
         if let Some(since) = since {
             let oldest_kept = log.kept.front().map_or(log.seq + 1, |(seq, _)| *seq);
@@ -172,10 +240,13 @@ impl Hub {
         let known = &state.known;
         let frame = match topic {
             Topic::Fleet => {
-                let data = FleetData { summary: known.status.as_ref(), vehicles: known.vehicles.iter().map(|(id, s)| (*id, s)).collect() };
+                let data = FleetData { summary: known.status.as_ref(), vehicles: known.vehicles.iter().map(|(id, s)| (*id, known.vehicle(*id, s))).collect() };
                 encode("snapshot", topic, seq, Some(resync), &data)
             }
             Topic::Alerts => encode("snapshot", topic, seq, Some(resync), &AlertsData { alerts: known.alerts.values().collect() }),
+            // Vehicle topics have no shared log (see `samples`): their first frame is the
+            // vehicle's next telemetry, and nobody asks for this.
+            Topic::Vehicle => encode("snapshot", topic, 0, Some(resync), &serde_json::Value::Null),
         };
         (seq, frame)
     }
@@ -183,7 +254,8 @@ impl Hub {
     /// The fleet summary and vehicles, for HTTP.
     pub fn fleet_json(&self) -> serde_json::Value {
         let state = self.lock();
-        let data = FleetData { summary: state.known.status.as_ref(), vehicles: state.known.vehicles.iter().map(|(id, s)| (*id, s)).collect() };
+        let known = &state.known;
+        let data = FleetData { summary: known.status.as_ref(), vehicles: known.vehicles.iter().map(|(id, s)| (*id, known.vehicle(*id, s))).collect() };
         serde_json::to_value(&data).unwrap_or_default()
     }
 
@@ -199,14 +271,20 @@ impl Hub {
         alerts
     }
 
-    /// A topic's latest sequence number.
+    /// A shared topic's latest sequence number (0 for vehicle topics).
     pub fn seq(&self, topic: Topic) -> u64 {
-        self.lock().logs[&topic].seq
+        self.lock().logs.get(&topic).map_or(0, |log| log.seq)
     }
 
     /// Subscribers now, over all topics.
     pub fn subscribers(&self) -> usize {
-        self.lock().logs.values().map(|log| log.sender.receiver_count()).sum()
+        self.lock().logs.values().map(|log| log.sender.receiver_count()).sum::<usize>() + self.samples.receiver_count()
+    }
+
+    /// Counts for `/metrics`: vehicles, alerts, active alerts.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let state = self.lock();
+        (state.known.vehicles.len(), state.known.alerts.len(), state.known.alerts.values().filter(|a| a.active).count())
     }
 }
 
@@ -225,4 +303,20 @@ impl<S: StateStore> StateStore for Feeding<S> {
         self.hub.apply(&changes);
         self.inner.save(changes);
     }
+}
+
+/// The world as maps draw it (`GET /api/v1/world`): its extent, road junctions, roads with
+/// their speed limits, and depots.
+pub fn describe_world(world: &crate::world::RoadNetwork) -> serde_json::Value {
+    let nodes: Vec<[f32; 2]> = world.nodes.iter().map(|n| [n.x, n.y]).collect();
+    let roads: Vec<serde_json::Value> = world.roads.iter().map(|r| serde_json::json!({ "a": r.a, "b": r.b, "limit_kph": (r.limit_mps * 3.6).round() })).collect();
+    let depots: Vec<serde_json::Value> = world
+        .depots
+        .iter()
+        .map(|d| {
+            let at = world.nodes[d.node as usize];
+            serde_json::json!({ "name": d.name, "node": d.node, "position": [at.x, at.y] })
+        })
+        .collect();
+    serde_json::json!({ "half_size_m": world.terrain.half_size_m, "nodes": nodes, "roads": roads, "depots": depots })
 }

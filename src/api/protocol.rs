@@ -24,20 +24,38 @@ pub enum Topic {
     Fleet,
     /// Alerts, each whole as it changes (every step of its life).
     Alerts,
+    /// One vehicle's telemetry, downsampled (`vehicle`, `metrics`, `max_hz`, `mode`).
+    Vehicle,
 }
 
 impl Topic {
-    /// Every topic.
-    pub const ALL: [Topic; 2] = [Topic::Fleet, Topic::Alerts];
+    /// The topics with numbered snapshots and deltas shared by every subscriber.
+    pub const SHARED: [Topic; 2] = [Topic::Fleet, Topic::Alerts];
 
     /// Its name on the wire.
     pub fn name(self) -> &'static str {
         match self {
             Topic::Fleet => "fleet",
             Topic::Alerts => "alerts",
+            Topic::Vehicle => "vehicle",
         }
     }
 }
+
+/// How a vehicle subscription turns 1 Hz telemetry into `max_hz`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Downsample {
+    /// The mean of each metric over the frames in the interval.
+    #[default]
+    Mean,
+    /// The interval's last frame.
+    Latest,
+}
+
+/// Telemetry frames a vehicle subscription sends per simulated second unless it asks otherwise:
+/// one every five seconds, enough for a chart.
+pub const DEFAULT_MAX_HZ: f64 = 0.2;
 
 /// What a client sends.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -58,6 +76,18 @@ pub enum ClientFrame {
         /// are replayed when still kept, else a snapshot flagged `resync` comes.
         #[serde(default)]
         since: Option<u64>,
+        /// `vehicle` topic: which vehicle.
+        #[serde(default)]
+        vehicle: Option<crate::model::VehicleId>,
+        /// `vehicle` topic: metric names to send (default every metric).
+        #[serde(default)]
+        metrics: Option<Vec<String>>,
+        /// `vehicle` topic: frames per simulated second, at most 1 (default 0.2).
+        #[serde(default)]
+        max_hz: Option<f64>,
+        /// `vehicle` topic: mean or latest over each interval (default mean).
+        #[serde(default)]
+        mode: Option<Downsample>,
     },
     /// Stops a subscription.
     Unsubscribe {
@@ -65,6 +95,9 @@ pub enum ClientFrame {
         id: String,
         /// The topic.
         topic: Topic,
+        /// `vehicle` topic: which vehicle.
+        #[serde(default)]
+        vehicle: Option<crate::model::VehicleId>,
     },
     /// Acknowledges an alert (operators).
     Ack {

@@ -12,6 +12,10 @@ use super::hub::Hub;
 use super::server::{Api, OperatorGate};
 use super::{ApiError, serve};
 
+/// How often the server takes in the telemetry waiting for it: the bus holds it meanwhile,
+/// so the simulation never waits on the API.
+pub const TELEMETRY_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Where and for whom to serve.
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
@@ -35,13 +39,14 @@ impl RunningApi {
     /// Binds `settings.listen` and serves `hub` there; operator actions go to `operators`.
     /// With no tokens on a loopback address an admin token is made up and a URL carrying it
     /// printed; elsewhere no tokens is refused.
-    pub fn start(settings: &ApiSettings, hub: Arc<Hub>, operators: Option<Arc<dyn OperatorGate>>) -> Result<Self, ApiError> {
-        let tokens = match &settings.tokens {
-            Some(tokens) if !tokens.is_empty() => tokens.clone(),
+    /// `telemetry`, drained every [`TELEMETRY_EVERY`], gives maps their positions and vehicle
+    /// subscriptions their frames.
+    pub fn start(settings: &ApiSettings, hub: Arc<Hub>, operators: Option<Arc<dyn OperatorGate>>, telemetry: Option<crate::bus::Subscription>) -> Result<Self, ApiError> {
+        let (tokens, made_up) = match &settings.tokens {
+            Some(tokens) if !tokens.is_empty() => (tokens.clone(), None),
             _ if settings.listen.ip().is_loopback() => {
                 let (tokens, secret) = Tokens::generated_admin();
-                eprintln!("[aegis] API for this run only, with an admin token made up now: http://{}/?token={secret}", settings.listen);
-                tokens
+                (tokens, Some(secret))
             }
             _ => return Err(ApiError::OpenToTheNetwork(settings.listen)),
         };
@@ -49,7 +54,7 @@ impl RunningApi {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
-        let mut api = Api::new(hub, tokens, operators, stopped.clone());
+        let mut api = Api::new(hub.clone(), tokens, operators, stopped.clone());
         api.allowed_origins = Arc::new(settings.allowed_origins.clone());
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("aegis-api").enable_all().build()?;
         let thread = std::thread::Builder::new().name("aegis-api".into()).spawn(move || {
@@ -58,6 +63,17 @@ impl RunningApi {
                     Ok(listener) => listener,
                     Err(e) => return eprintln!("[aegis] API server: {e}"),
                 };
+                if let Some(telemetry) = telemetry {
+                    tokio::spawn(async move {
+                        let mut every = tokio::time::interval(TELEMETRY_EVERY);
+                        loop {
+                            every.tick().await;
+                            for envelope in telemetry.try_iter() {
+                                hub.telemetry(&envelope);
+                            }
+                        }
+                    });
+                }
                 let mut stopped = stopped;
                 if let Err(e) = serve(listener, api, async move { let _ = stopped.wait_for(|stop| *stop).await; }).await {
                     eprintln!("[aegis] API server: {e}");
@@ -65,6 +81,9 @@ impl RunningApi {
             });
         })?;
         eprintln!("[aegis] API listening on http://{addr} (WebSocket ws://{addr}/ws, HTTP /api/v1)");
+        if let Some(secret) = made_up {
+            eprintln!("[aegis] API for this run only, with an admin token made up now: http://{addr}/?token={secret}");
+        }
         Ok(Self { addr, stop, thread: Some(thread) })
     }
 

@@ -22,9 +22,9 @@ use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::auth::{Caller, Tokens};
-use super::hub::{Hub, Numbered};
-use super::protocol::{self, ClientFrame, MAX_CLIENT_FRAME, PROTOCOL_VERSION, ServerFrame, Topic};
-use crate::model::{Operation, OperatorReply, Severity, VehicleId};
+use super::hub::{Hub, Numbered, Sample};
+use super::protocol::{self, ClientFrame, DEFAULT_MAX_HZ, Downsample, MAX_CLIENT_FRAME, PROTOCOL_VERSION, ServerFrame, Topic};
+use crate::model::{METRIC_COUNT, Metric, Operation, OperatorReply, Severity, VehicleId};
 
 /// Frames queued for one client before it counts as too slow and is closed.
 pub const SEND_QUEUE: usize = 512;
@@ -71,12 +71,41 @@ pub struct Api {
     /// Origins whose pages may open a WebSocket, besides the server's own.
     pub allowed_origins: Arc<Vec<String>>,
     shutdown: watch::Receiver<bool>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    limiter: Arc<RateLimiter>,
+}
+
+/// Requests each token may make: a bucket of [`RateLimiter::BURST`] refilled at
+/// [`RateLimiter::PER_SECOND`], shared by its HTTP requests and WebSocket frames.
+#[derive(Default)]
+struct RateLimiter {
+    buckets: std::sync::Mutex<BTreeMap<String, (f64, std::time::Instant)>>,
+}
+
+impl RateLimiter {
+    const PER_SECOND: f64 = 50.0;
+    const BURST: f64 = 500.0;
+
+    /// Takes one request from `name`'s bucket; false when it is empty.
+    fn allow(&self, name: &str) -> bool {
+        let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        let (left, since) = buckets.entry(name.to_owned()).or_insert((Self::BURST, now));
+        *left = (*left + now.duration_since(*since).as_secs_f64() * Self::PER_SECOND).min(Self::BURST);
+        *since = now;
+        if *left >= 1.0 {
+            *left -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Api {
     /// An API over `hub` for `tokens`; `shutdown` turning true closes every connection.
     pub fn new(hub: Arc<Hub>, tokens: Tokens, operators: Option<Arc<dyn OperatorGate>>, shutdown: watch::Receiver<bool>) -> Self {
-        Self { hub, tokens: Arc::new(tokens), operators, allowed_origins: Arc::new(Vec::new()), shutdown }
+        Self { hub, tokens: Arc::new(tokens), operators, allowed_origins: Arc::new(Vec::new()), shutdown, connections: Arc::default(), limiter: Arc::default() }
     }
 }
 
@@ -87,8 +116,9 @@ pub fn router(api: Api) -> Router {
         .route("/vehicles", get(vehicles))
         .route("/vehicles/{id}", get(vehicle))
         .route("/alerts", get(alerts))
+        .route("/world", get(world))
         .route_layer(middleware::from_fn_with_state(api.clone(), bearer));
-    Router::new().route("/healthz", get(healthz)).route("/ws", get(upgrade)).nest("/api/v1", v1).with_state(api)
+    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).route("/ws", get(upgrade)).nest("/api/v1", v1).with_state(api)
 }
 
 /// Serves `router(api)` on `listener` until `shutdown` completes, then closes the WebSocket
@@ -109,6 +139,7 @@ fn bearer_caller(api: &Api, headers: &HeaderMap) -> Option<Caller> {
 
 async fn bearer(State(api): State<Api>, mut request: Request, next: Next) -> Response {
     match bearer_caller(&api, request.headers()) {
+        Some(caller) if !api.limiter.allow(&caller.name) => error_body(StatusCode::TOO_MANY_REQUESTS, format!("over {} requests a second for this token", RateLimiter::PER_SECOND)),
         Some(caller) => {
             request.extensions_mut().insert(caller);
             next.run(request).await
@@ -119,6 +150,31 @@ async fn bearer(State(api): State<Api>, mut request: Request, next: Next) -> Res
 
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "ok": true }))
+}
+
+/// Prometheus text: nothing about any vehicle, only counts.
+async fn metrics(State(api): State<Api>) -> Response {
+    let (vehicles, alerts, active) = api.hub.counts();
+    let mut text = String::new();
+    let mut gauge = |name: &str, help: &str, value: f64| {
+        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
+    };
+    gauge("aegis_api_websocket_clients", "WebSocket connections open.", api.connections.load(std::sync::atomic::Ordering::Relaxed) as f64);
+    gauge("aegis_api_subscriptions", "Topic subscriptions open.", api.hub.subscribers() as f64);
+    gauge("aegis_fleet_vehicles", "Vehicles the centre knows.", vehicles as f64);
+    gauge("aegis_alerts", "Alerts known, active or not.", alerts as f64);
+    gauge("aegis_alerts_active", "Alerts active.", active as f64);
+    for topic in Topic::SHARED {
+        gauge(&format!("aegis_api_{}_seq", topic.name()), "The topic's latest sequence number.", api.hub.seq(topic) as f64);
+    }
+    if let Some(messages) = api.hub.fleet_json()["summary"]["messages"].as_f64() {
+        gauge("aegis_centre_messages", "Messages the centre has processed.", messages);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn world(State(api): State<Api>) -> Json<serde_json::Value> {
+    Json(api.hub.world().clone())
 }
 
 async fn fleet(State(api): State<Api>) -> Json<serde_json::Value> {
@@ -204,6 +260,12 @@ fn close_message((code, reason): CloseReason) -> Message {
 /// One connection: authenticate, then read requests until the client goes, falls silent, is
 /// too slow or the server shuts down.
 async fn connection(socket: WebSocket, api: Api, caller: Option<Caller>) {
+    api.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    serve_connection(socket, api.clone(), caller).await;
+    api.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+async fn serve_connection(socket: WebSocket, api: Api, caller: Option<Caller>) {
     let (mut sink, mut stream) = socket.split();
     let (queue, mut outgoing) = mpsc::channel::<Message>(SEND_QUEUE);
     let (closer, mut close_reason) = mpsc::channel::<CloseReason>(1);
@@ -284,7 +346,7 @@ struct Client {
     caller: Option<Caller>,
     queue: mpsc::Sender<Message>,
     closer: mpsc::Sender<CloseReason>,
-    subscriptions: BTreeMap<Topic, tokio::task::JoinHandle<()>>,
+    subscriptions: BTreeMap<(Topic, Option<VehicleId>), tokio::task::JoinHandle<()>>,
 }
 
 impl Client {
@@ -298,19 +360,34 @@ impl Client {
             Ok(frame) => frame,
             Err(error) => return self.send(ServerFrame::Error { error }),
         };
-        let caller = self.caller.clone().expect("authenticated before requests are read");
+        let Some(caller) = self.caller.clone() else { return };
+        if !self.api.limiter.allow(&caller.name) {
+            return self.send(ServerFrame::Error { error: format!("rate limited: over {} requests a second for this token", RateLimiter::PER_SECOND) });
+        }
         match frame {
             ClientFrame::Auth { .. } => self.send(ServerFrame::Error { error: "already authenticated".into() }),
-            ClientFrame::Subscribe { id, topic, since } => {
-                if self.subscriptions.contains_key(&topic) {
+            ClientFrame::Subscribe { id, topic, since, vehicle, metrics, max_hz, mode } => {
+                let key = (topic, vehicle.filter(|_| topic == Topic::Vehicle));
+                if self.subscriptions.contains_key(&key) {
                     return self.send(ServerFrame::refused(&id, format!("already subscribed to {}", topic.name())));
                 }
-                self.send(ServerFrame::done(&id));
-                let joined = self.api.hub.join(topic, since);
-                let forwarder = tokio::spawn(forward(topic, joined.first, joined.receiver, self.api.hub.clone(), self.queue.clone(), self.closer.clone()));
-                self.subscriptions.insert(topic, forwarder);
+                let forwarder = if topic == Topic::Vehicle {
+                    let view = match VehicleView::new(vehicle, metrics, max_hz, mode) {
+                        Ok(view) => view,
+                        Err(why) => return self.send(ServerFrame::refused(&id, why)),
+                    };
+                    // Listening before the reply goes: every frame after it reaches the client.
+                    let samples = self.api.hub.samples();
+                    self.send(ServerFrame::done(&id));
+                    tokio::spawn(forward_vehicle(view, samples, self.queue.clone(), self.closer.clone()))
+                } else {
+                    self.send(ServerFrame::done(&id));
+                    let joined = self.api.hub.join(topic, since);
+                    tokio::spawn(forward(topic, joined.first, joined.receiver, self.api.hub.clone(), self.queue.clone(), self.closer.clone()))
+                };
+                self.subscriptions.insert(key, forwarder);
             }
-            ClientFrame::Unsubscribe { id, topic } => match self.subscriptions.remove(&topic) {
+            ClientFrame::Unsubscribe { id, topic, vehicle } => match self.subscriptions.remove(&(topic, vehicle.filter(|_| topic == Topic::Vehicle))) {
                 Some(forwarder) => {
                     forwarder.abort();
                     self.send(ServerFrame::done(&id));
@@ -386,6 +463,80 @@ async fn forward(topic: Topic, first: Vec<Numbered>, mut receiver: broadcast::Re
                 }
             }
             Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// What a vehicle subscription sends: which vehicle, which metrics, how often and how.
+struct VehicleView {
+    vehicle: VehicleId,
+    metrics: Vec<Metric>,
+    interval_s: f64,
+    mode: Downsample,
+}
+
+impl VehicleView {
+    fn new(vehicle: Option<VehicleId>, metrics: Option<Vec<String>>, max_hz: Option<f64>, mode: Option<Downsample>) -> Result<Self, String> {
+        let vehicle = vehicle.ok_or("the vehicle topic needs `vehicle`, like V0007")?;
+        let metrics = match metrics {
+            None => Metric::ALL.to_vec(),
+            Some(names) => names.iter().map(|name| Metric::from_name(name).ok_or_else(|| format!("unknown metric `{name}`"))).collect::<Result<_, _>>()?,
+        };
+        let max_hz = max_hz.unwrap_or(DEFAULT_MAX_HZ);
+        if !(max_hz > 0.0 && max_hz <= 1.0) {
+            return Err(format!("max_hz must be above 0 and at most 1 (telemetry comes at 1 Hz), not {max_hz}"));
+        }
+        Ok(Self { vehicle, metrics, interval_s: 1.0 / max_hz, mode: mode.unwrap_or_default() })
+    }
+}
+
+/// A vehicle's telemetry frame as it goes on the wire.
+#[derive(serde::Serialize)]
+struct TelemetryOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    vehicle: VehicleId,
+    seq: u64,
+    sim_time: f64,
+    samples: u32,
+    mode: Downsample,
+    metrics: BTreeMap<&'a str, f64>,
+}
+
+/// A vehicle subscription: its vehicle's 1 Hz frames, one out per interval of simulated time
+/// (the frames from the interval's first to the one that completes it), the interval's mean or
+/// its last frame. Samples are filtered here, so each vehicle costs its
+/// subscribers alone.
+async fn forward_vehicle(view: VehicleView, mut samples: broadcast::Receiver<Arc<Sample>>, queue: mpsc::Sender<Message>, closer: mpsc::Sender<CloseReason>) {
+    let mut sums = [0.0f64; METRIC_COUNT];
+    let mut count = 0u32;
+    let mut window_start: Option<f64> = None;
+    loop {
+        let sample = match samples.recv().await {
+            Ok(sample) if sample.vehicle == view.vehicle => sample,
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let start = *window_start.get_or_insert(sample.sim_time);
+        for metric in &view.metrics {
+            let value = f64::from(sample.metrics.get(*metric));
+            sums[*metric as usize] = match view.mode {
+                Downsample::Mean => sums[*metric as usize] + value,
+                Downsample::Latest => value,
+            };
+        }
+        count += 1;
+        if sample.sim_time - start + 1.0 >= view.interval_s {
+            let divisor = if view.mode == Downsample::Mean { f64::from(count) } else { 1.0 };
+            let metrics = view.metrics.iter().map(|m| (m.name(), sums[*m as usize] / divisor)).collect();
+            let frame = TelemetryOut { kind: "telemetry", vehicle: view.vehicle, seq: sample.seq, sim_time: sample.sim_time, samples: count, mode: view.mode, metrics };
+            let text = serde_json::to_string(&frame).unwrap_or_default();
+            if !enqueue(&queue, &closer, Message::Text(text.into())) {
+                return;
+            }
+            sums = [0.0; METRIC_COUNT];
+            count = 0;
+            window_start = None;
         }
     }
 }

@@ -377,7 +377,9 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
     };
     let store = options.store.as_deref().map(|url| open_store(url, options, &bus)).transpose()?;
     let mut app = headless_app(options, bus.clone());
-    let hub = options.api.as_ref().map(|_| Arc::new(crate::api::hub::Hub::default()));
+    let hub = options.api.as_ref().map(|_| Arc::new(crate::api::hub::Hub::new(crate::api::hub::describe_world(&crate::world::RoadNetwork::generate(&options.scenario)))));
+    // Bounded: the API takes it in five times a second; were it stuck, positions would stop, not the run.
+    let telemetry = options.api.as_ref().map(|_| bus.subscribe(crate::bus::Filter::kinds(&[crate::model::MessageKind::Telemetry]), crate::bus::Backlog::Bounded(1 << 20)));
     let mut desk = None;
     if let Some(policy) = options.policy.clone() {
         let centre = centre::LocalCentre::new(policy, &options.scenario, bus.clone(), hub.clone());
@@ -389,7 +391,7 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
     let _api = match (&options.api, hub) {
         (Some(settings), Some(hub)) => {
             let operators = desk.map(|desk| Arc::new(desk) as Arc<dyn crate::api::server::OperatorGate>);
-            Some(crate::api::RunningApi::start(settings, hub, operators)?)
+            Some(crate::api::RunningApi::start(settings, hub, operators, telemetry)?)
         }
         _ => None,
     };

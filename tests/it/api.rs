@@ -104,9 +104,16 @@ async fn closed_with(socket: &mut Socket) -> (u16, String) {
     }
 }
 
+/// Sends a request and returns its answer (a reply or an error frame), passing over the topic
+/// frames that come before it.
 async fn request(socket: &mut Socket, frame: Value) -> Value {
     socket.send(Message::text(frame.to_string())).await.unwrap();
-    next_json(socket).await
+    loop {
+        let answer = next_json(socket).await;
+        if answer["type"] == "reply" || answer["type"] == "error" {
+            return answer;
+        }
+    }
 }
 
 async fn subscribe(socket: &mut Socket, topic: &str, since: Option<u64>) -> Value {
@@ -347,5 +354,119 @@ async fn a_hundred_clients_each_get_every_delta_once() {
         };
         assert_eq!(seqs, vec![("fleet".into(), 1), ("fleet".into(), 2), ("fleet".into(), 3), ("alerts".into(), 1)]);
     }
+    frames_match_the_protocol_document();
+}
+
+#[tokio::test]
+async fn aegis_run_listen_serves_the_live_fleet_and_takes_operator_actions_to_its_centre() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aegis"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "--headless", "--scenario", "scenarios/coolant_leak.toml", "--duration", "30m", "--speed", "60", "--listen", "127.0.0.1:0"])
+        .env_remove("AEGIS_API_TOKENS")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // The printed URL carries the made-up admin token.
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = tokio::time::timeout(WAIT, lines.next_line()).await.expect("the URL in time").unwrap().expect("aegis printed the API's URL");
+        if let Some(at) = line.find("http://")
+            && line.contains("?token=")
+        {
+            break line[at..].trim().to_owned();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (addr, token) = url.trim_start_matches("http://").split_once("/?token=").unwrap();
+    let addr: SocketAddr = addr.parse().unwrap();
+
+    let mut socket = client(addr, token).await;
+    subscribe(&mut socket, "fleet", None).await;
+    // Deltas as the centre saves, until every vehicle of the scenario is known and moving.
+    let mut known = std::collections::BTreeMap::new();
+    let mut last_seq = 0;
+    while known.len() < 2 || !known.values().any(|status: &Value| status == "en_route") {
+        let delta = next_json(&mut socket).await;
+        assert_eq!(delta["type"], "delta");
+        let seq = delta["seq"].as_u64().unwrap();
+        assert!(seq > last_seq, "numbered in order");
+        last_seq = seq;
+        for (id, summary) in delta["data"]["vehicles"].as_object().unwrap() {
+            known.insert(id.clone(), summary["status"].clone());
+        }
+    }
+    // An action reaches the real centre, which answers it (here: no such alert).
+    let reply = request(&mut socket, json!({ "type": "ack", "id": "r1", "alert": "A999999" })).await;
+    assert_eq!((reply["id"].as_str(), reply["ok"].as_bool()), (Some("r1"), Some(false)), "{reply}");
+    assert!(reply["error"].as_str().unwrap().contains("A999999"), "the centre's own refusal: {reply}");
+    let (status, body) = get(addr, "/api/v1/vehicles", Some(token)).await;
+    assert_eq!(status, 200);
+    assert!(!body["vehicles"].as_array().unwrap().is_empty(), "{body}");
+    child.kill().await.unwrap();
+    frames_match_the_protocol_document();
+}
+
+fn telemetry(vehicle: u32, t: u64) -> aegis::model::Envelope {
+    let mut metrics = aegis::model::TelemetryFrame::default();
+    metrics.set(aegis::model::Metric::SpeedKph, t as f32);
+    metrics.set(aegis::model::Metric::PositionXM, 100.0 + vehicle as f32);
+    let body = aegis::model::Body::Telemetry(Box::new(aegis::model::Telemetry { metrics, truth: Vec::new() }));
+    aegis::model::Envelope::new(VehicleId(vehicle), t, t as f64, body)
+}
+
+#[tokio::test]
+async fn a_vehicle_subscription_gets_that_vehicles_telemetry_downsampled_as_asked() {
+    let server = start(None).await;
+    let mut socket = client(server.addr, VIEWER).await;
+    for (bad, why) in [
+        (json!({ "type": "subscribe", "id": "v", "topic": "vehicle" }), "needs `vehicle`"),
+        (json!({ "type": "subscribe", "id": "v", "topic": "vehicle", "vehicle": "V0001", "metrics": ["warp_factor"] }), "unknown metric `warp_factor`"),
+        (json!({ "type": "subscribe", "id": "v", "topic": "vehicle", "vehicle": "V0001", "max_hz": 5.0 }), "max_hz must be"),
+    ] {
+        let reply = request(&mut socket, bad).await;
+        assert!(reply["ok"] == false && reply["error"].as_str().unwrap().contains(why), "{reply}");
+    }
+    let mean = request(&mut socket, json!({ "type": "subscribe", "id": "m", "topic": "vehicle", "vehicle": "V0001", "metrics": ["speed_kph"] })).await;
+    assert_eq!(mean["ok"], true, "{mean}");
+    let mut latest = client(server.addr, VIEWER).await;
+    let reply = request(&mut latest, json!({ "type": "subscribe", "id": "l", "topic": "vehicle", "vehicle": "V0001", "metrics": ["speed_kph", "position_x_m"], "max_hz": 0.5, "mode": "latest" })).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    for t in 1..=10 {
+        server.hub.telemetry(&telemetry(1, t));
+        server.hub.telemetry(&telemetry(2, 100 + t));
+    }
+    // Default 0.2 Hz, mean: frames 1-5 and 6-10.
+    let first = next_json(&mut socket).await;
+    let second = next_json(&mut socket).await;
+    assert_eq!((first["type"].as_str(), first["vehicle"].as_str(), first["samples"].as_u64()), (Some("telemetry"), Some("V0001"), Some(5)), "{first}");
+    assert_eq!((first["metrics"]["speed_kph"].as_f64(), second["metrics"]["speed_kph"].as_f64()), (Some(3.0), Some(8.0)));
+    assert_eq!(first["metrics"].as_object().unwrap().len(), 1, "only the metrics asked for");
+    // 0.5 Hz, latest: every second frame's values.
+    let speeds: Vec<f64> = {
+        let mut speeds = Vec::new();
+        for _ in 0..5 {
+            let frame = next_json(&mut latest).await;
+            assert_eq!(frame["metrics"]["position_x_m"].as_f64(), Some(101.0));
+            speeds.push(frame["metrics"]["speed_kph"].as_f64().unwrap());
+        }
+        speeds
+    };
+    assert_eq!(speeds, vec![2.0, 4.0, 6.0, 8.0, 10.0]);
+    // The map's positions ride on the fleet topic, and the world and metrics are served.
+    server.hub.apply(&moving(&[1], 10.0));
+    let (_, fleet) = get(server.addr, "/api/v1/fleet", Some(VIEWER)).await;
+    assert_eq!(fleet["vehicles"]["V0001"]["position"], json!([101.0, 0.0]), "{fleet}");
+    assert_eq!(fleet["vehicles"]["V0001"]["speed_kph"], json!(10.0));
+    let (status, text) = {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.addr).as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        (response.split(' ').nth(1).unwrap().to_owned(), response)
+    };
+    assert_eq!(status, "200");
+    assert!(text.contains("aegis_api_websocket_clients 2") && text.contains("aegis_fleet_vehicles 1"), "{text}");
     frames_match_the_protocol_document();
 }
