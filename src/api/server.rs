@@ -118,7 +118,13 @@ pub fn router(api: Api) -> Router {
         .route("/alerts", get(alerts))
         .route("/world", get(world))
         .route_layer(middleware::from_fn_with_state(api.clone(), bearer));
-    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).route("/ws", get(upgrade)).nest("/api/v1", v1).with_state(api)
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/ws", get(upgrade))
+        .nest("/api/v1", v1)
+        .with_state(api)
 }
 
 /// Serves `router(api)` on `listener` until `shutdown` completes, then closes the WebSocket
@@ -146,6 +152,14 @@ async fn bearer(State(api): State<Api>, mut request: Request, next: Next) -> Res
         }
         None => error_body(StatusCode::UNAUTHORIZED, "a bearer token is required (Authorization: Bearer <token>)"),
     }
+}
+
+/// The dashboard: one page, no data in it (that comes with a token), nothing fetched from
+/// elsewhere.
+const DASHBOARD: &str = include_str!("../../assets/dashboard/index.html");
+
+async fn dashboard() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], DASHBOARD).into_response()
 }
 
 async fn healthz() -> Json<serde_json::Value> {

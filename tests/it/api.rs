@@ -357,18 +357,19 @@ async fn a_hundred_clients_each_get_every_delta_once() {
     frames_match_the_protocol_document();
 }
 
-#[tokio::test]
-async fn aegis_run_listen_serves_the_live_fleet_and_takes_operator_actions_to_its_centre() {
+/// `aegis run --headless ... --listen 127.0.0.1:0` with `args`: the child, and the address and
+/// made-up admin token from the URL it prints.
+async fn listening_run(args: &[&str]) -> (tokio::process::Child, SocketAddr, String) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aegis"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["run", "--headless", "--scenario", "scenarios/coolant_leak.toml", "--duration", "30m", "--speed", "60", "--listen", "127.0.0.1:0"])
+        .args(["run", "--headless", "--listen", "127.0.0.1:0"])
+        .args(args)
         .env_remove("AEGIS_API_TOKENS")
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    // The printed URL carries the made-up admin token.
     let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let url = loop {
         let line = tokio::time::timeout(WAIT, lines.next_line()).await.expect("the URL in time").unwrap().expect("aegis printed the API's URL");
@@ -380,7 +381,13 @@ async fn aegis_run_listen_serves_the_live_fleet_and_takes_operator_actions_to_it
     };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let (addr, token) = url.trim_start_matches("http://").split_once("/?token=").unwrap();
-    let addr: SocketAddr = addr.parse().unwrap();
+    (child, addr.parse().unwrap(), token.to_owned())
+}
+
+#[tokio::test]
+async fn aegis_run_listen_serves_the_live_fleet_and_takes_operator_actions_to_its_centre() {
+    let (mut child, addr, token) = listening_run(&["--scenario", "scenarios/coolant_leak.toml", "--duration", "30m", "--speed", "60"]).await;
+    let token = token.as_str();
 
     let mut socket = client(addr, token).await;
     subscribe(&mut socket, "fleet", None).await;
@@ -469,4 +476,31 @@ async fn a_vehicle_subscription_gets_that_vehicles_telemetry_downsampled_as_aske
     assert_eq!(status, "200");
     assert!(text.contains("aegis_api_websocket_clients 2") && text.contains("aegis_fleet_vehicles 1"), "{text}");
     frames_match_the_protocol_document();
+}
+
+/// The dashboard in Debian's chromium, driven by playwright-core (tests/browser, installed by
+/// .ci/setup): it loads against `aegis run --listen`, lists the fleet, moves its markers,
+/// charts a vehicle, shows an alert when one is raised and acknowledges it from the page.
+#[tokio::test]
+async fn the_dashboard_in_a_real_browser_shows_the_fleet_and_acknowledges_an_alert() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let browser = root.join("tests/browser");
+    assert!(browser.join("node_modules/playwright-core").exists(), "playwright-core is not installed in tests/browser: run .ci/setup");
+    let (mut child, addr, token) = listening_run(&["--scenario", "scenarios/coolant_leak.toml", "--duration", "3h", "--speed", "30"]).await;
+    let screenshot = std::env::temp_dir().join(format!("aegis-dashboard-{}.png", std::process::id()));
+    let output = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::process::Command::new("node").arg(browser.join("dashboard.mjs")).arg(format!("http://{addr}/?token={token}")).arg(&screenshot).output(),
+    )
+    .await
+    .expect("the browser test within 5 minutes")
+    .expect("node, for the browser test");
+    child.kill().await.unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success() && said.contains("dashboard: ok"), "{said}");
+    assert!(std::fs::metadata(&screenshot).map(|m| m.len() > 10_000).unwrap_or(false), "a screenshot was saved");
+    if let Ok(keep) = std::env::var("AEGIS_DASHBOARD_SCREENSHOT") {
+        std::fs::copy(&screenshot, keep).unwrap();
+    }
+    let _ = std::fs::remove_file(&screenshot);
 }
