@@ -62,6 +62,8 @@ enum Command {
         #[command(subcommand)]
         command: QueryCommand,
     },
+    /// Print what the API's WebSocket sends, as it arrives (reconnects and resumes by itself).
+    Watch(WatchArgs),
     /// Measure performance.
     Bench {
         #[command(subcommand)]
@@ -142,6 +144,29 @@ struct RunArgs {
     lifecycle: LifecycleArgs,
     #[command(flatten)]
     api: ApiArgs,
+}
+
+/// `aegis watch --url ws://... --token T --topic alerts`.
+#[derive(Args, Debug)]
+struct WatchArgs {
+    /// The API's WebSocket.
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    url: String,
+    /// The token (or AEGIS_TOKEN).
+    #[arg(long, env = "AEGIS_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Topics: fleet, alerts or vehicle:V0007 (repeat, or separate with commas).
+    #[arg(long = "topic", value_delimiter = ',', required = true)]
+    topics: Vec<String>,
+    /// A vehicle topic's metrics (default every metric).
+    #[arg(long, value_delimiter = ',')]
+    metrics: Option<Vec<String>>,
+    /// A vehicle topic's frames per simulated second (default 0.2).
+    #[arg(long)]
+    max_hz: Option<f64>,
+    /// Print each frame as it came, one JSON document a line.
+    #[arg(long)]
+    json: bool,
 }
 
 /// The WebSocket and HTTP API (docs/asyncapi.yaml).
@@ -706,6 +731,28 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The WebSocket API: clients subscribed to fleet and alerts on a server fed by a
+    /// simulated fleet in another process; latency, frames, bytes, server CPU and memory.
+    Ws {
+        /// Clients, each subscribed to fleet and alerts.
+        #[arg(long, default_value_t = 1000)]
+        clients: u32,
+        /// Vehicles simulated behind the server, at real time.
+        #[arg(long, default_value_t = 1000)]
+        vehicles: u32,
+        /// Seconds to measure.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Of the clients, how many read one frame a second (to see they slow nobody else).
+        #[arg(long, default_value_t = 0)]
+        slow: u32,
+        /// Scenario whose world the server simulates.
+        #[arg(long, default_value = "scenarios/demo.toml")]
+        scenario: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Redis transport: end-to-end messages per second and publish-to-consume latency.
     Bus {
         /// Redis server.
@@ -853,6 +900,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     figures.ceiling_vehicle_seconds_per_second,
                     figures.share_of_ceiling * 100.0,
                     figures.profile.iter().map(|(phase, share)| format!("{phase} {:.0}%", share * 100.0)).collect::<Vec<_>>().join(", ")
+                );
+            }
+            Ok(())
+        }
+        Command::Watch(args) => {
+            let subscriptions = args
+                .topics
+                .iter()
+                .map(|topic| crate::api::client::Subscription::parse(topic, args.metrics.as_deref(), args.max_hz))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow::anyhow!("--topic: {e}"))?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(crate::api::client::watch(&args.url, &args.token, &subscriptions, args.json))?;
+            Ok(())
+        }
+        Command::Bench { command: BenchCommand::Ws { clients, vehicles, seconds, slow, scenario, json } } => {
+            let figures = crate::bench::bench_ws(&crate::bench::WsBenchOptions { clients, vehicles, seconds, slow, scenario })?;
+            if json {
+                println!("{}", serde_json::to_string(&figures)?);
+            } else {
+                println!(
+                    "{} clients ({} slow, {} of them closed) on {} vehicles for {} s: fleet latency p50 {:.0} ms, p99 {:.0} ms; {:.0} frames/s, {:.1} MB/s out; server {:.0}% CPU, {:.0} MB, {:.0} KB a client",
+                    figures.clients,
+                    figures.slow_clients,
+                    figures.slow_clients_closed,
+                    figures.vehicles,
+                    figures.seconds,
+                    figures.latency_p50_ms,
+                    figures.latency_p99_ms,
+                    figures.frames_per_second,
+                    figures.bytes_per_second / 1e6,
+                    figures.server_cpu_percent,
+                    figures.server_rss_bytes as f64 / 1e6,
+                    figures.rss_bytes_per_client / 1e3
                 );
             }
             Ok(())

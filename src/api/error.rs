@@ -17,6 +17,9 @@ pub enum ApiError {
     /// Listening on a non-loopback address without tokens would open the fleet to anyone.
     #[error("refusing to listen on {0} without API tokens: set AEGIS_API_TOKENS or --tokens FILE (only loopback addresses get a token made up on the spot)")]
     OpenToTheNetwork(std::net::SocketAddr),
+    /// A client of the API could not connect, or its connection failed.
+    #[error("API client: {0}")]
+    Client(String),
     /// The listener could not be bound or served.
     #[error("API server: {0}")]
     Io(#[from] std::io::Error),

@@ -6,10 +6,12 @@
 //! - [`auth`]: tokens and roles.
 //! - [`protocol`]: the WebSocket frames (docs/asyncapi.yaml).
 //! - [`hub`]: the fleet as the API knows it, and its numbered topics.
+//! - [`client`]: `aegis watch` and the benchmark's clients.
 //! - [`server`]: routes, the WebSocket connection, `serve`.
 //! - [`RunningApi`]: the server on its own thread beside a simulation.
 
 pub mod auth;
+pub mod client;
 mod error;
 pub mod hub;
 pub mod protocol;

@@ -6,9 +6,11 @@ mod floor;
 mod orchestrator;
 mod profile;
 mod store;
+mod ws;
 
 pub use bus::{BusBench, bench_bus};
 pub use store::{StoreBench, StoreBenchOptions, bench_store};
+pub use ws::{WsBench, WsBenchOptions, bench_ws};
 
 /// The `q` quantile (0 to 1) of sorted values, nearest rank; 0 when there are none.
 fn quantile(sorted: &[f64], q: f64) -> f64 {

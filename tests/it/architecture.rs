@@ -126,3 +126,9 @@ fn the_simulators_modules_have_no_import_loop() {
     }
     assert!(!edges.contains_key("mod") && edges.values().all(|to| !to.contains("mod")), "sim/ modules must not reach back into sim/mod.rs: {edges:?}");
 }
+
+#[test]
+fn the_api_reads_the_centre_through_its_ports_and_never_the_simulator_or_bevy() {
+    let found = uses("api", &["crate::sim", "crate::gui", "crate::app", "bevy", "bevy_rapier3d", "crate::store::writer"]);
+    assert!(found.is_empty(), "the API is an adapter around the centre:\n{}", found.join("\n"));
+}
