@@ -1211,6 +1211,9 @@ fn run_scenario(args: RunArgs) -> anyhow::Result<()> {
     if !args.headless {
         #[cfg(feature = "gui")]
         {
+            if options.api.is_some() {
+                eprintln!("[aegis] --listen: the 3D view does not serve the API yet; run with --headless to serve it");
+            }
             return crate::gui::run(options, args.screenshot, args.exit_after);
         }
         #[cfg(not(feature = "gui"))]

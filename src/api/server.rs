@@ -305,12 +305,10 @@ async fn serve_connection(socket: WebSocket, api: Api, caller: Option<Caller>) {
     });
     let mut client = Client { api: api.clone(), caller, queue, closer: closer.clone(), subscriptions: BTreeMap::new() };
     if client.caller.is_none() {
-        match tokio::time::timeout(AUTH_WITHIN, stream.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => match protocol::parse(&text) {
-                Ok(ClientFrame::Auth { token }) => client.caller = api.tokens.caller(&token),
-                _ => {}
-            },
-            _ => {}
+        if let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(AUTH_WITHIN, stream.next()).await
+            && let Ok(ClientFrame::Auth { token }) = protocol::parse(&text)
+        {
+            client.caller = api.tokens.caller(&token);
         }
         if client.caller.is_none() {
             let _ = closer.send((close::UNAUTHORISED, "authenticate first: an auth frame with a valid token, or Authorization: Bearer".into())).await;

@@ -10,14 +10,13 @@ use std::sync::Arc;
 use bevy::prelude::*;
 
 use crate::api::hub::{Feeding, Hub};
-
 use crate::bus::local::{MemoryState, OperatorDesk, operator_desk};
 use crate::bus::{Backlog, Filter, SharedBus, Subscription};
 use crate::model::{MessageKind, Operation, OperatorReply};
 use crate::orchestrator::Centre;
-use crate::orchestrator::ports::StateStore;
 use crate::orchestrator::brain::Brain;
 use crate::orchestrator::policy::Policy;
+use crate::orchestrator::ports::StateStore;
 use crate::scenario::Scenario;
 use crate::schedule::SimSystems;
 use crate::sim::SimClock;

@@ -1,6 +1,6 @@
-//! `aegis bench ws --clients N`: N WebSocket clients, in this process, subscribed to `fleet`
-//! and `alerts` on a server in another process (`aegis run --listen` with a simulated fleet),
-//! so the clients do not share the server's runtime. Latency is from the moment the centre
+//! `aegis bench ws --clients N`: N WebSocket clients, in this process, each with a token of
+//! its own, subscribed to `fleet` and `alerts` on a server in another process (`aegis run
+//! --listen` with a simulated fleet), so the clients do not share the server's runtime. Latency is from the moment the centre
 //! stamped a fleet status (`summary.updated`, as it enters the server) to the moment a client
 //! has the frame; the server's CPU and memory come from /proc.
 
@@ -203,7 +203,7 @@ async fn measure(options: &WsBenchOptions, ws: &str, tokens: &[String], pid: u32
             latencies
         }));
     }
-    let (rss_connected, cpu_before) = usage(pid);
+    let (_, cpu_before) = usage(pid);
     let (_, clients_cpu_before) = usage(std::process::id());
     eprintln!("[aegis] bench ws: {} clients connected; measuring for {} s", options.clients, options.seconds);
     measuring.store(true, Ordering::Relaxed);
@@ -219,7 +219,6 @@ async fn measure(options: &WsBenchOptions, ws: &str, tokens: &[String], pid: u32
         latencies.extend(task.await.unwrap_or_default());
     }
     latencies.sort_by(f64::total_cmp);
-    let _ = rss_connected;
     Ok(WsBench {
         clients: options.clients,
         slow_clients: options.slow,
