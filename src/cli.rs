@@ -198,7 +198,7 @@ impl ApiArgs {
             tokens.push(crate::api::auth::Tokens::parse_list(list)?);
         }
         let tokens = (!tokens.is_empty()).then(|| tokens.into_iter().fold(crate::api::auth::Tokens::default(), crate::api::auth::Tokens::joined));
-        Ok(Some(crate::api::ApiSettings { listen, tokens, allowed_origins: self.allow_origins.clone() }))
+        Ok(Some(crate::api::ApiSettings { listen, tokens, allowed_origins: self.allow_origins.clone(), store: None, run: None }))
     }
 }
 
@@ -663,6 +663,12 @@ struct OrchestratorArgs {
     /// assigns no missions.
     #[arg(long)]
     scenario: Option<PathBuf>,
+    /// The database `aegis store` writes the fleet's history to, for the API's history
+    /// endpoints (read only here).
+    #[arg(long, env = "AEGIS_STORE", requires = "listen")]
+    store: Option<String>,
+    #[command(flatten)]
+    api: ApiArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -827,6 +833,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 options.policy = Policy::load(path)?;
             }
             options.scenario = args.scenario.as_deref().map(Scenario::load).transpose()?;
+            options.api = args.api.settings()?.map(|mut settings| {
+                settings.store = args.store.clone();
+                settings
+            });
             let summary = crate::processes::run_orchestrator(options, crate::processes::signals())?;
             eprintln!(
                 "[aegis] orchestrator: {} vehicles, {} messages, {} gaps, {} duplicates dropped, {} malformed, {} reclaimed\n  alerts raised {} cleared {}  commands issued {} succeeded {} failed {} timed out {}\n  missions generated {} completed {} re-assigned {} missed {}",
@@ -1211,9 +1221,6 @@ fn run_scenario(args: RunArgs) -> anyhow::Result<()> {
     if !args.headless {
         #[cfg(feature = "gui")]
         {
-            if options.api.is_some() {
-                eprintln!("[aegis] --listen: the 3D view does not serve the API yet; run with --headless to serve it");
-            }
             return crate::gui::run(options, args.screenshot, args.exit_after);
         }
         #[cfg(not(feature = "gui"))]

@@ -20,6 +20,9 @@ pub enum ApiError {
     /// A client of the API could not connect, or its connection failed.
     #[error("API client: {0}")]
     Client(String),
+    /// The store for the history endpoints could not be opened.
+    #[error("API history: {0}")]
+    Store(String),
     /// The listener could not be bound or served.
     #[error("API server: {0}")]
     Io(#[from] std::io::Error),

@@ -1,7 +1,9 @@
 //! What the API knows of the fleet, and its topics: fed from the centre's saves (the same
-//! [`Changes`] its state store gets, once a simulated second), it keeps the fleet status, every
-//! vehicle's summary and every alert, and turns each save into at most one delta per topic,
-//! encoded once and shared by every subscriber through a broadcast channel.
+//! [`Changes`] its state store gets, once a simulated second) and from the vehicles' messages
+//! on the bus (telemetry for maps and vehicle subscriptions, events), it keeps the fleet
+//! status, every vehicle's summary, every alert, the recent commands, missions and events, and
+//! turns each save or batch into at most one delta per topic, encoded once and shared by every
+//! subscriber through a broadcast channel.
 //!
 //! Each topic numbers its frames; the last [`REPLAY_KEPT`] deltas are kept so a client that
 //! reconnects can be given exactly what it missed. A subscriber joins under the same lock the
@@ -14,7 +16,9 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::protocol::Topic;
-use crate::model::{AlertRecord, Body, Envelope, FleetStatus, Metric, TelemetryFrame, VehicleId, VehicleSummary};
+use crate::model::{AlertRecord, Body, Envelope, EventKind, FleetStatus, Metric, TelemetryFrame, VehicleId, VehicleSummary};
+use crate::orchestrator::commands::TrackedCommand;
+use crate::orchestrator::missions::{Mission, MissionState};
 use crate::orchestrator::ports::{Changes, StateStore};
 
 /// Deltas kept per topic for clients that resume: four minutes of the fleet topic at one
@@ -23,6 +27,13 @@ pub const REPLAY_KEPT: usize = 256;
 
 /// Deltas a subscriber may fall behind the broadcast before it is given a fresh snapshot.
 const BROADCAST_CAPACITY: usize = 64;
+
+/// Vehicle events kept for the events topic's snapshot and `GET /api/v1/events`.
+pub const EVENTS_KEPT: usize = 500;
+
+/// Commands and missions kept (the newest; those still under way are never dropped). Older
+/// ones are the store's: `aegis query commands`.
+pub const RECORDS_KEPT: usize = 2000;
 
 /// A topic's frame as it goes on the wire.
 #[derive(Serialize)]
@@ -85,6 +96,35 @@ pub struct AlertsData<'a> {
     pub alerts: Vec<&'a AlertRecord>,
 }
 
+/// The commands topic's data: whole command records (the kept ones in a snapshot, those that
+/// changed in a delta).
+#[derive(Serialize)]
+pub struct CommandsData<'a> {
+    /// The records.
+    pub commands: Vec<&'a TrackedCommand>,
+}
+
+/// A vehicle event as the events topic shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VehicleEvent {
+    /// The vehicle.
+    pub vehicle: VehicleId,
+    /// Its message's sequence number.
+    pub seq: u64,
+    /// Simulation seconds.
+    pub sim_time: f64,
+    /// What happened.
+    pub event: EventKind,
+}
+
+/// The events topic's data: the latest [`EVENTS_KEPT`] events in a snapshot, those that came
+/// since the last delta in a delta, oldest first.
+#[derive(Serialize)]
+pub struct EventsData<'a> {
+    /// The events.
+    pub events: Vec<&'a VehicleEvent>,
+}
+
 struct Log {
     seq: u64,
     kept: VecDeque<Numbered>,
@@ -113,8 +153,26 @@ struct Known {
     status: Option<FleetStatus>,
     vehicles: BTreeMap<VehicleId, VehicleSummary>,
     alerts: BTreeMap<String, AlertRecord>,
+    commands: BTreeMap<String, TrackedCommand>,
+    missions: BTreeMap<String, Mission>,
+    events: VecDeque<VehicleEvent>,
     /// Each vehicle's latest (east, south, speed).
     whereabouts: BTreeMap<VehicleId, (f32, f32, f32)>,
+    /// Telemetry frames and events taken in.
+    messages_in: u64,
+}
+
+/// Drops the oldest records past [`RECORDS_KEPT`] that `finished` says are done; ids number
+/// records in order, so the first are the oldest.
+fn prune<T>(records: &mut BTreeMap<String, T>, finished: impl Fn(&T) -> bool) {
+    if records.len() <= RECORDS_KEPT {
+        return;
+    }
+    let excess = records.len() - RECORDS_KEPT;
+    let old: Vec<String> = records.iter().filter(|(_, r)| finished(r)).take(excess).map(|(id, _)| id.clone()).collect();
+    for id in old {
+        records.remove(&id);
+    }
 }
 
 impl Known {
@@ -149,6 +207,9 @@ pub struct Hub {
     state: Mutex<State>,
     samples: broadcast::Sender<Arc<Sample>>,
     world: serde_json::Value,
+    /// Gauges the hosting process reports for `/metrics` (store lag, bus backlog): name to
+    /// (help, value).
+    reported: Mutex<BTreeMap<String, (String, f64)>>,
 }
 
 impl Default for Hub {
@@ -161,7 +222,7 @@ impl Hub {
     /// A hub that serves `world` (roads, depots, extent) to maps.
     pub fn new(world: serde_json::Value) -> Self {
         let logs = Topic::SHARED.into_iter().map(|t| (t, Log::new())).collect();
-        Self { state: Mutex::new(State { known: Known::default(), logs }), samples: broadcast::channel(SAMPLES_CAPACITY).0, world }
+        Self { state: Mutex::new(State { known: Known::default(), logs }), samples: broadcast::channel(SAMPLES_CAPACITY).0, world, reported: Mutex::default() }
     }
 
     /// The world, as `GET /api/v1/world` serves it.
@@ -169,15 +230,42 @@ impl Hub {
         &self.world
     }
 
-    /// Takes in a telemetry message: where its vehicle is, for the fleet topic, and the frame
-    /// for that vehicle's subscribers. Other messages are ignored.
+    /// Takes in a telemetry message: see [`Hub::take_in`].
     pub fn telemetry(&self, envelope: &Envelope) {
-        let Body::Telemetry(telemetry) = &envelope.body else { return };
-        let metrics = telemetry.metrics;
-        let at = (metrics.get(Metric::PositionXM), metrics.get(Metric::PositionZM), metrics.get(Metric::SpeedKph));
-        self.lock().known.whereabouts.insert(envelope.vehicle_id, at);
-        if self.samples.receiver_count() > 0 {
-            let _ = self.samples.send(Arc::new(Sample { vehicle: envelope.vehicle_id, seq: envelope.seq, sim_time: envelope.sim_time, metrics }));
+        self.take_in(std::slice::from_ref(envelope));
+    }
+
+    /// Takes in vehicles' messages: where each vehicle is (for the fleet topic) and its frames
+    /// (for that vehicle's subscribers) from telemetry, and the events, as one delta of the
+    /// events topic. Other messages are ignored.
+    pub fn take_in(&self, envelopes: &[Envelope]) {
+        let mut events = Vec::new();
+        let mut state = self.lock();
+        for envelope in envelopes {
+            match &envelope.body {
+                Body::Telemetry(telemetry) => {
+                    let metrics = telemetry.metrics;
+                    let at = (metrics.get(Metric::PositionXM), metrics.get(Metric::PositionZM), metrics.get(Metric::SpeedKph));
+                    state.known.whereabouts.insert(envelope.vehicle_id, at);
+                    if self.samples.receiver_count() > 0 {
+                        let _ = self.samples.send(Arc::new(Sample { vehicle: envelope.vehicle_id, seq: envelope.seq, sim_time: envelope.sim_time, metrics }));
+                    }
+                }
+                Body::Event(event) => events.push(VehicleEvent { vehicle: envelope.vehicle_id, seq: envelope.seq, sim_time: envelope.sim_time, event: event.event.clone() }),
+                _ => continue,
+            }
+            state.known.messages_in += 1;
+        }
+        if events.is_empty() {
+            return;
+        }
+        let State { known, logs } = &mut *state;
+        logs.get_mut(&Topic::Events).expect("every shared topic has a log").publish(Topic::Events, &EventsData { events: events.iter().collect() });
+        for event in events {
+            if known.events.len() == EVENTS_KEPT {
+                known.events.pop_front();
+            }
+            known.events.push_back(event);
         }
     }
 
@@ -211,6 +299,18 @@ impl Hub {
             let data = AlertsData { alerts: changes.alerts.iter().collect() };
             logs.get_mut(&Topic::Alerts).expect("every topic has a log").publish(Topic::Alerts, &data);
         }
+        if !changes.commands.is_empty() {
+            for command in &changes.commands {
+                known.commands.insert(command.id.clone(), command.clone());
+            }
+            prune(&mut known.commands, |c| c.state.is_final());
+            let data = CommandsData { commands: changes.commands.iter().collect() };
+            logs.get_mut(&Topic::Commands).expect("every topic has a log").publish(Topic::Commands, &data);
+        }
+        for mission in &changes.missions {
+            known.missions.insert(mission.id.clone(), mission.clone());
+        }
+        prune(&mut known.missions, |m| matches!(m.state, MissionState::Completed | MissionState::Missed));
     }
 
     /// Joins `topic`: the deltas after `since` when all of them are still kept, else a
@@ -244,6 +344,8 @@ impl Hub {
                 encode("snapshot", topic, seq, Some(resync), &data)
             }
             Topic::Alerts => encode("snapshot", topic, seq, Some(resync), &AlertsData { alerts: known.alerts.values().collect() }),
+            Topic::Commands => encode("snapshot", topic, seq, Some(resync), &CommandsData { commands: known.commands.values().collect() }),
+            Topic::Events => encode("snapshot", topic, seq, Some(resync), &EventsData { events: known.events.iter().collect() }),
             // Vehicle topics have no shared log (see `samples`): their first frame is the
             // vehicle's next telemetry, and nobody asks for this.
             Topic::Vehicle => encode("snapshot", topic, 0, Some(resync), &serde_json::Value::Null),
@@ -269,6 +371,36 @@ impl Hub {
         let mut alerts: Vec<AlertRecord> = self.lock().known.alerts.values().filter(|a| keep(a)).cloned().collect();
         alerts.sort_by(|a, b| b.last_seen_at.total_cmp(&a.last_seen_at));
         alerts
+    }
+
+    /// Kept commands that pass `keep`, newest first, for HTTP.
+    pub fn commands(&self, keep: impl Fn(&TrackedCommand) -> bool) -> Vec<TrackedCommand> {
+        self.lock().known.commands.values().rev().filter(|c| keep(c)).cloned().collect()
+    }
+
+    /// Kept missions that pass `keep`, newest first, for HTTP.
+    pub fn missions(&self, keep: impl Fn(&Mission) -> bool) -> Vec<Mission> {
+        self.lock().known.missions.values().rev().filter(|m| keep(m)).cloned().collect()
+    }
+
+    /// Kept events that pass `keep`, oldest first, for HTTP.
+    pub fn events(&self, keep: impl Fn(&VehicleEvent) -> bool) -> Vec<VehicleEvent> {
+        self.lock().known.events.iter().filter(|e| keep(e)).cloned().collect()
+    }
+
+    /// Sets gauge `name` of `/metrics` (a Prometheus name, `aegis_...`) to `value`.
+    pub fn report(&self, name: &str, help: &str, value: f64) {
+        self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name.to_owned(), (help.to_owned(), value));
+    }
+
+    /// The gauges reported, by name.
+    pub fn reported(&self) -> BTreeMap<String, (String, f64)> {
+        self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Telemetry frames and events taken in so far.
+    pub fn messages_in(&self) -> u64 {
+        self.lock().known.messages_in
     }
 
     /// A shared topic's latest sequence number (0 for vehicle topics).

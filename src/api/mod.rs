@@ -6,6 +6,7 @@
 //! - [`auth`]: tokens and roles.
 //! - [`protocol`]: the WebSocket frames (docs/asyncapi.yaml).
 //! - [`hub`]: the fleet as the API knows it, and its numbered topics.
+//! - [`http`]: the HTTP routes, live and (from the store) history.
 //! - [`client`]: `aegis watch` and the benchmark's clients.
 //! - [`server`]: routes, the WebSocket connection, `serve`.
 //! - [`RunningApi`]: the server on its own thread beside a simulation.
@@ -13,6 +14,7 @@
 pub mod auth;
 pub mod client;
 mod error;
+pub mod http;
 pub mod hub;
 pub mod protocol;
 mod running;

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::auth::Role;
+use crate::model::{AlertRecord, CommandAction, Severity, VehicleId};
 
 /// The protocol's version, sent in `hello`; a client refuses a version it does not know.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -26,11 +27,16 @@ pub enum Topic {
     Alerts,
     /// One vehicle's telemetry, downsampled (`vehicle`, `metrics`, `max_hz`, `mode`).
     Vehicle,
+    /// What vehicles report happening: failures, rule decisions, status changes, repairs,
+    /// mission progress.
+    Events,
+    /// The centre's commands to vehicles, each whole as it moves through its life.
+    Commands,
 }
 
 impl Topic {
     /// The topics with numbered snapshots and deltas shared by every subscriber.
-    pub const SHARED: [Topic; 2] = [Topic::Fleet, Topic::Alerts];
+    pub const SHARED: [Topic; 4] = [Topic::Fleet, Topic::Alerts, Topic::Events, Topic::Commands];
 
     /// Its name on the wire.
     pub fn name(self) -> &'static str {
@@ -38,6 +44,46 @@ impl Topic {
             Topic::Fleet => "fleet",
             Topic::Alerts => "alerts",
             Topic::Vehicle => "vehicle",
+            Topic::Events => "events",
+            Topic::Commands => "commands",
+        }
+    }
+
+    /// The field of its frames' `data` that lists its records (for filters), if it has one.
+    pub fn records(self) -> Option<&'static str> {
+        match self {
+            Topic::Alerts => Some("alerts"),
+            Topic::Events => Some("events"),
+            Topic::Commands => Some("commands"),
+            Topic::Fleet | Topic::Vehicle => None,
+        }
+    }
+}
+
+/// Which alerts an `alerts` snapshot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    /// Not cleared.
+    Active,
+    /// Active and not acknowledged: the work still to pick up.
+    Unacknowledged,
+    /// Cleared.
+    Cleared,
+}
+
+impl AlertState {
+    /// Whether `alert` is in this state.
+    pub fn holds(self, alert: &AlertRecord) -> bool {
+        self.holds_for(alert.active, alert.acknowledged)
+    }
+
+    /// Whether an alert that is `active` and `acknowledged` is in this state.
+    pub fn holds_for(self, active: bool, acknowledged: bool) -> bool {
+        match self {
+            AlertState::Active => active,
+            AlertState::Unacknowledged => active && !acknowledged,
+            AlertState::Cleared => !active,
         }
     }
 }
@@ -76,9 +122,17 @@ pub enum ClientFrame {
         /// are replayed when still kept, else a snapshot flagged `resync` comes.
         #[serde(default)]
         since: Option<u64>,
-        /// `vehicle` topic: which vehicle.
+        /// `vehicle` topic: which vehicle; `alerts`, `events` and `commands`: only this
+        /// vehicle's records.
         #[serde(default)]
-        vehicle: Option<crate::model::VehicleId>,
+        vehicle: Option<VehicleId>,
+        /// `alerts` topic: only alerts that have reached this severity or worse.
+        #[serde(default)]
+        severity: Option<Severity>,
+        /// `alerts` topic: the snapshot holds only alerts in this state; deltas still carry the
+        /// change that takes one out of it, so the client can drop it.
+        #[serde(default)]
+        state: Option<AlertState>,
         /// `vehicle` topic: metric names to send (default every metric).
         #[serde(default)]
         metrics: Option<Vec<String>>,
@@ -95,9 +149,9 @@ pub enum ClientFrame {
         id: String,
         /// The topic.
         topic: Topic,
-        /// `vehicle` topic: which vehicle.
+        /// `vehicle` topic: which vehicle; other topics: the vehicle subscribed to, if one was.
         #[serde(default)]
-        vehicle: Option<crate::model::VehicleId>,
+        vehicle: Option<VehicleId>,
     },
     /// Acknowledges an alert (operators).
     Ack {
@@ -140,6 +194,22 @@ pub enum ClientFrame {
         /// The comment.
         text: String,
     },
+    /// Sends a vehicle a command (operators); the reply names the command, whose life the
+    /// `commands` topic follows.
+    Command {
+        /// Repeated in the reply.
+        id: String,
+        /// The vehicle.
+        vehicle: VehicleId,
+        /// What to do: `{"action":"reduce_speed","max_kph":40}`, `{"action":"stop"}`, ...
+        command: CommandAction,
+        /// The alert this answers, noted on it.
+        #[serde(default)]
+        alert: Option<String>,
+        /// Simulated seconds after which it must not be applied (default 300).
+        #[serde(default)]
+        ttl_s: Option<f64>,
+    },
 }
 
 /// What the server sends, but the topic frames the hub encodes once for every subscriber
@@ -165,6 +235,9 @@ pub enum ServerFrame {
         /// Why not.
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// The command issued, for a `command` request.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
     },
     /// A frame that could not be taken as a request; the connection goes on.
     Error {
@@ -181,12 +254,17 @@ impl ServerFrame {
 
     /// A refusal of request `id`.
     pub fn refused(id: &str, why: impl Into<String>) -> Self {
-        ServerFrame::Reply { id: id.to_owned(), ok: false, error: Some(why.into()) }
+        ServerFrame::Reply { id: id.to_owned(), ok: false, error: Some(why.into()), command: None }
     }
 
     /// A success of request `id`.
     pub fn done(id: &str) -> Self {
-        ServerFrame::Reply { id: id.to_owned(), ok: true, error: None }
+        ServerFrame::Reply { id: id.to_owned(), ok: true, error: None, command: None }
+    }
+
+    /// A success of request `id` that issued `command`.
+    pub fn issued(id: &str, command: String) -> Self {
+        ServerFrame::Reply { id: id.to_owned(), ok: true, error: None, command: Some(command) }
     }
 }
 

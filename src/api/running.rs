@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::auth::Tokens;
+use super::http::History;
 use super::hub::Hub;
 use super::server::{Api, OperatorGate};
 use super::{ApiError, serve};
@@ -25,6 +26,10 @@ pub struct ApiSettings {
     pub tokens: Option<Tokens>,
     /// Origins besides the server's own whose pages may open the WebSocket.
     pub allowed_origins: Vec<String>,
+    /// The store whose history the history endpoints serve (a `--store` URL), if any.
+    pub store: Option<String>,
+    /// The run those endpoints read unless a request names another; the latest when `None`.
+    pub run: Option<String>,
 }
 
 /// A running server.
@@ -39,9 +44,9 @@ impl RunningApi {
     /// Binds `settings.listen` and serves `hub` there; operator actions go to `operators`.
     /// With no tokens on a loopback address an admin token is made up and a URL carrying it
     /// printed; elsewhere no tokens is refused.
-    /// `telemetry`, drained every [`TELEMETRY_EVERY`], gives maps their positions and vehicle
-    /// subscriptions their frames.
-    pub fn start(settings: &ApiSettings, hub: Arc<Hub>, operators: Option<Arc<dyn OperatorGate>>, telemetry: Option<crate::bus::Subscription>) -> Result<Self, ApiError> {
+    /// `feed` (the vehicles' telemetry and events), drained every [`TELEMETRY_EVERY`], gives
+    /// maps their positions, vehicle subscriptions their frames and the events topic its events.
+    pub fn start(settings: &ApiSettings, hub: Arc<Hub>, operators: Option<Arc<dyn OperatorGate>>, feed: Option<crate::bus::Subscription>) -> Result<Self, ApiError> {
         let (tokens, made_up) = match &settings.tokens {
             Some(tokens) if !tokens.is_empty() => (tokens.clone(), None),
             _ if settings.listen.ip().is_loopback() => {
@@ -57,20 +62,32 @@ impl RunningApi {
         let mut api = Api::new(hub.clone(), tokens, operators, stopped.clone());
         api.allowed_origins = Arc::new(settings.allowed_origins.clone());
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("aegis-api").enable_all().build()?;
+        // The history endpoints' store gets a pool of its own, opened on the server's runtime
+        // before it serves (its thread, since the caller may be on a runtime of its own).
+        let store = settings.store.clone();
+        let run = settings.run.clone();
+        let (opened, ready) = std::sync::mpsc::channel::<Result<(), ApiError>>();
         let thread = std::thread::Builder::new().name("aegis-api".into()).spawn(move || {
             runtime.block_on(async move {
+                if let Some(url) = store {
+                    match crate::store::open(&url).await {
+                        Ok(store) => api.history = Some(History { store, run }),
+                        Err(e) => return drop(opened.send(Err(ApiError::Store(format!("--store {url}: {e}"))))),
+                    }
+                }
                 let listener = match tokio::net::TcpListener::from_std(listener) {
                     Ok(listener) => listener,
-                    Err(e) => return eprintln!("[aegis] API server: {e}"),
+                    Err(e) => return drop(opened.send(Err(e.into()))),
                 };
-                if let Some(telemetry) = telemetry {
+                let _ = opened.send(Ok(()));
+                if let Some(feed) = feed {
                     tokio::spawn(async move {
                         let mut every = tokio::time::interval(TELEMETRY_EVERY);
                         loop {
                             every.tick().await;
-                            for envelope in telemetry.try_iter() {
-                                hub.telemetry(&envelope);
-                            }
+                            hub.report("aegis_api_inbox", "Vehicle messages waiting for the API to take them in.", feed.receiver().len() as f64);
+                            let batch: Vec<_> = feed.try_iter().collect();
+                            hub.take_in(&batch);
                         }
                     });
                 }
@@ -80,6 +97,7 @@ impl RunningApi {
                 }
             });
         })?;
+        ready.recv().unwrap_or_else(|_| Err(ApiError::Store("the API server's thread ended before it served".into())))?;
         eprintln!("[aegis] API listening on http://{addr} (WebSocket ws://{addr}/ws, HTTP /api/v1)");
         if let Some(secret) = made_up {
             eprintln!("[aegis] API for this run only, with an admin token made up now: http://{addr}/?token={secret}");

@@ -11,19 +11,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, Request, State};
+use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::middleware;
+use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
 use futures_util::{SinkExt as _, StreamExt as _};
-use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::auth::{Caller, Tokens};
+use super::http::{self, History, bearer_caller, error_body};
 use super::hub::{Hub, Numbered, Sample};
-use super::protocol::{self, ClientFrame, DEFAULT_MAX_HZ, Downsample, MAX_CLIENT_FRAME, PROTOCOL_VERSION, ServerFrame, Topic};
+use super::protocol::{self, AlertState, ClientFrame, DEFAULT_MAX_HZ, Downsample, MAX_CLIENT_FRAME, PROTOCOL_VERSION, ServerFrame, Topic};
 use crate::model::{METRIC_COUNT, Metric, Operation, OperatorReply, Severity, VehicleId};
 
 /// Frames queued for one client before it counts as too slow and is closed.
@@ -70,24 +70,27 @@ pub struct Api {
     pub operators: Option<Arc<dyn OperatorGate>>,
     /// Origins whose pages may open a WebSocket, besides the server's own.
     pub allowed_origins: Arc<Vec<String>>,
+    /// The store the history endpoints read; `None` answers them 503.
+    pub history: Option<History>,
     shutdown: watch::Receiver<bool>,
-    connections: Arc<std::sync::atomic::AtomicUsize>,
-    limiter: Arc<RateLimiter>,
+    /// WebSocket connections open, watched so that shutting down can wait for them to close.
+    connections: Arc<watch::Sender<usize>>,
+    pub(super) limiter: Arc<RateLimiter>,
 }
 
 /// Requests each token may make: a bucket of [`RateLimiter::BURST`] refilled at
 /// [`RateLimiter::PER_SECOND`], shared by its HTTP requests and WebSocket frames.
 #[derive(Default)]
-struct RateLimiter {
+pub(super) struct RateLimiter {
     buckets: std::sync::Mutex<BTreeMap<String, (f64, std::time::Instant)>>,
 }
 
 impl RateLimiter {
-    const PER_SECOND: f64 = 50.0;
+    pub(super) const PER_SECOND: f64 = 50.0;
     const BURST: f64 = 500.0;
 
     /// Takes one request from `name`'s bucket; false when it is empty.
-    fn allow(&self, name: &str) -> bool {
+    pub(super) fn allow(&self, name: &str) -> bool {
         let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = std::time::Instant::now();
         let (left, since) = buckets.entry(name.to_owned()).or_insert((Self::BURST, now));
@@ -105,144 +108,41 @@ impl RateLimiter {
 impl Api {
     /// An API over `hub` for `tokens`; `shutdown` turning true closes every connection.
     pub fn new(hub: Arc<Hub>, tokens: Tokens, operators: Option<Arc<dyn OperatorGate>>, shutdown: watch::Receiver<bool>) -> Self {
-        Self { hub, tokens: Arc::new(tokens), operators, allowed_origins: Arc::new(Vec::new()), shutdown, connections: Arc::default(), limiter: Arc::default() }
+        Self { hub, tokens: Arc::new(tokens), operators, allowed_origins: Arc::new(Vec::new()), history: None, shutdown, connections: Arc::new(watch::channel(0).0), limiter: Arc::default() }
+    }
+
+    /// WebSocket connections open now.
+    pub fn connections(&self) -> usize {
+        *self.connections.borrow()
     }
 }
 
 /// The routes.
 pub fn router(api: Api) -> Router {
-    let v1 = Router::new()
-        .route("/fleet", get(fleet))
-        .route("/vehicles", get(vehicles))
-        .route("/vehicles/{id}", get(vehicle))
-        .route("/alerts", get(alerts))
-        .route("/world", get(world))
-        .route_layer(middleware::from_fn_with_state(api.clone(), bearer));
+    let v1 = http::v1().route_layer(middleware::from_fn_with_state(api.clone(), http::bearer));
     Router::new()
-        .route("/", get(dashboard))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .route("/", get(http::dashboard))
+        .route("/healthz", get(http::healthz))
+        .route("/metrics", get(http::metrics))
+        .route("/api/v1/openapi.yaml", get(http::openapi))
         .route("/ws", get(upgrade))
         .nest("/api/v1", v1)
         .with_state(api)
 }
 
-/// Serves `router(api)` on `listener` until `shutdown` completes, then closes the WebSocket
-/// connections with a reason and waits for the HTTP ones to finish.
+/// How long shutting down waits for WebSocket connections to send their close frames.
+const DRAIN_WITHIN: Duration = Duration::from_secs(5);
+
+/// Serves `router(api)` on `listener` until `shutdown` completes (the same moment the API's
+/// own shutdown signal turns true, which closes every WebSocket connection with a reason),
+/// waits for the HTTP requests under way to finish, then for the WebSocket connections to
+/// have sent their close frames (at most [`DRAIN_WITHIN`]): upgraded connections are not
+/// hyper's to wait for, and a runtime dropped under them would cut them off unclosed.
 pub async fn serve(listener: tokio::net::TcpListener, api: Api, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await
-}
-
-fn error_body(status: StatusCode, why: impl Into<String>) -> Response {
-    (status, Json(serde_json::json!({ "error": why.into() }))).into_response()
-}
-
-/// The caller a request's `Authorization: Bearer` header names.
-fn bearer_caller(api: &Api, headers: &HeaderMap) -> Option<Caller> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    api.tokens.caller(value.strip_prefix("Bearer ")?.trim())
-}
-
-async fn bearer(State(api): State<Api>, mut request: Request, next: Next) -> Response {
-    match bearer_caller(&api, request.headers()) {
-        Some(caller) if !api.limiter.allow(&caller.name) => error_body(StatusCode::TOO_MANY_REQUESTS, format!("over {} requests a second for this token", RateLimiter::PER_SECOND)),
-        Some(caller) => {
-            request.extensions_mut().insert(caller);
-            next.run(request).await
-        }
-        None => error_body(StatusCode::UNAUTHORIZED, "a bearer token is required (Authorization: Bearer <token>)"),
-    }
-}
-
-/// The dashboard: one page, no data in it (that comes with a token), nothing fetched from
-/// elsewhere.
-const DASHBOARD: &str = include_str!("../../assets/dashboard/index.html");
-
-async fn dashboard() -> Response {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], DASHBOARD).into_response()
-}
-
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "ok": true }))
-}
-
-/// Prometheus text: nothing about any vehicle, only counts.
-async fn metrics(State(api): State<Api>) -> Response {
-    let (vehicles, alerts, active) = api.hub.counts();
-    let mut text = String::new();
-    let mut gauge = |name: &str, help: &str, value: f64| {
-        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
-    };
-    gauge("aegis_api_websocket_clients", "WebSocket connections open.", api.connections.load(std::sync::atomic::Ordering::Relaxed) as f64);
-    gauge("aegis_api_subscriptions", "Topic subscriptions open.", api.hub.subscribers() as f64);
-    gauge("aegis_fleet_vehicles", "Vehicles the centre knows.", vehicles as f64);
-    gauge("aegis_alerts", "Alerts known, active or not.", alerts as f64);
-    gauge("aegis_alerts_active", "Alerts active.", active as f64);
-    for topic in Topic::SHARED {
-        gauge(&format!("aegis_api_{}_seq", topic.name()), "The topic's latest sequence number.", api.hub.seq(topic) as f64);
-    }
-    if let Some(messages) = api.hub.fleet_json()["summary"]["messages"].as_f64() {
-        gauge("aegis_centre_messages", "Messages the centre has processed.", messages);
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-}
-
-async fn world(State(api): State<Api>) -> Json<serde_json::Value> {
-    Json(api.hub.world().clone())
-}
-
-async fn fleet(State(api): State<Api>) -> Json<serde_json::Value> {
-    Json(api.hub.fleet_json())
-}
-
-async fn vehicles(State(api): State<Api>) -> Json<serde_json::Value> {
-    let fleet = api.hub.fleet_json();
-    let list: Vec<serde_json::Value> = fleet["vehicles"]
-        .as_object()
-        .map(|vehicles| {
-            vehicles
-                .iter()
-                .map(|(id, summary)| {
-                    let mut row = summary.clone();
-                    row["id"] = serde_json::Value::String(id.clone());
-                    row
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Json(serde_json::json!({ "vehicles": list }))
-}
-
-async fn vehicle(State(api): State<Api>, Path(id): Path<String>) -> Response {
-    let Ok(vehicle) = id.parse::<VehicleId>() else {
-        return error_body(StatusCode::BAD_REQUEST, format!("`{id}` is not a vehicle id like V0007"));
-    };
-    match api.hub.vehicle(vehicle) {
-        Some(summary) => Json(serde_json::json!({ "id": vehicle, "summary": summary })).into_response(),
-        None => error_body(StatusCode::NOT_FOUND, format!("no vehicle {vehicle} in the fleet")),
-    }
-}
-
-/// Filters of `GET /api/v1/alerts`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AlertFilter {
-    vehicle: Option<String>,
-    severity: Option<Severity>,
-    active: Option<bool>,
-}
-
-async fn alerts(State(api): State<Api>, filter: Result<Query<AlertFilter>, axum::extract::rejection::QueryRejection>) -> Response {
-    let Query(filter) = match filter {
-        Ok(filter) => filter,
-        Err(rejection) => return error_body(StatusCode::BAD_REQUEST, rejection.body_text()),
-    };
-    let vehicle = match filter.vehicle.as_deref().map(str::parse::<VehicleId>).transpose() {
-        Ok(vehicle) => vehicle,
-        Err(e) => return error_body(StatusCode::BAD_REQUEST, format!("vehicle: {e}")),
-    };
-    let list = api.hub.alerts(|a| vehicle.is_none_or(|v| a.key.vehicle == v) && filter.severity.is_none_or(|s| a.severity >= s) && filter.active.is_none_or(|active| a.active == active));
-    Json(serde_json::json!({ "alerts": list })).into_response()
+    let mut open = api.connections.subscribe();
+    axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await?;
+    let _ = tokio::time::timeout(DRAIN_WITHIN, open.wait_for(|open| *open == 0)).await;
+    Ok(())
 }
 
 /// Whether a browser page from `origin` may open a WebSocket here: the server's own origin or
@@ -274,9 +174,9 @@ fn close_message((code, reason): CloseReason) -> Message {
 /// One connection: authenticate, then read requests until the client goes, falls silent, is
 /// too slow or the server shuts down.
 async fn connection(socket: WebSocket, api: Api, caller: Option<Caller>) {
-    api.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    api.connections.send_modify(|open| *open += 1);
     serve_connection(socket, api.clone(), caller).await;
-    api.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    api.connections.send_modify(|open| *open -= 1);
 }
 
 async fn serve_connection(socket: WebSocket, api: Api, caller: Option<Caller>) {
@@ -378,8 +278,8 @@ impl Client {
         }
         match frame {
             ClientFrame::Auth { .. } => self.send(ServerFrame::Error { error: "already authenticated".into() }),
-            ClientFrame::Subscribe { id, topic, since, vehicle, metrics, max_hz, mode } => {
-                let key = (topic, vehicle.filter(|_| topic == Topic::Vehicle));
+            ClientFrame::Subscribe { id, topic, since, vehicle, severity, state, metrics, max_hz, mode } => {
+                let key = (topic, vehicle);
                 if self.subscriptions.contains_key(&key) {
                     return self.send(ServerFrame::refused(&id, format!("already subscribed to {}", topic.name())));
                 }
@@ -393,13 +293,17 @@ impl Client {
                     self.send(ServerFrame::done(&id));
                     tokio::spawn(forward_vehicle(view, samples, self.queue.clone(), self.closer.clone()))
                 } else {
+                    let narrowing = match Narrowing::new(topic, vehicle, severity, state, metrics.is_some() || max_hz.is_some() || mode.is_some()) {
+                        Ok(narrowing) => narrowing,
+                        Err(why) => return self.send(ServerFrame::refused(&id, why)),
+                    };
                     self.send(ServerFrame::done(&id));
                     let joined = self.api.hub.join(topic, since);
-                    tokio::spawn(forward(topic, joined.first, joined.receiver, self.api.hub.clone(), self.queue.clone(), self.closer.clone()))
+                    tokio::spawn(forward(topic, narrowing, joined.first, joined.receiver, self.api.hub.clone(), self.queue.clone(), self.closer.clone()))
                 };
                 self.subscriptions.insert(key, forwarder);
             }
-            ClientFrame::Unsubscribe { id, topic, vehicle } => match self.subscriptions.remove(&(topic, vehicle.filter(|_| topic == Topic::Vehicle))) {
+            ClientFrame::Unsubscribe { id, topic, vehicle } => match self.subscriptions.remove(&(topic, vehicle)) {
                 Some(forwarder) => {
                     forwarder.abort();
                     self.send(ServerFrame::done(&id));
@@ -411,6 +315,7 @@ impl Client {
             ClientFrame::Assign { id, alert, to } => self.operate(&caller, id, alert, Operation::Assign { to }).await,
             ClientFrame::Shelve { id, alert, for_s } => self.operate(&caller, id, alert, Operation::Shelve { for_s }).await,
             ClientFrame::Comment { id, alert, text } => self.operate(&caller, id, alert, Operation::Comment { text }).await,
+            ClientFrame::Command { id, vehicle, command, alert, ttl_s } => self.operate(&caller, id, alert.unwrap_or_default(), Operation::Command { vehicle, command, ttl_s }).await,
         }
     }
 
@@ -418,7 +323,7 @@ impl Client {
     /// centre takes actions.
     async fn operate(&self, caller: &Caller, id: String, alert: String, operation: Operation) {
         if !caller.role.may_operate() {
-            return self.send(ServerFrame::refused(&id, format!("the {:?} role may not act on alerts", caller.role).to_lowercase()));
+            return self.send(ServerFrame::refused(&id, format!("the {:?} role may not act on alerts or command vehicles", caller.role).to_lowercase()));
         }
         let Some(operators) = self.api.operators.clone() else {
             return self.send(ServerFrame::refused(&id, "no centre takes operator actions here"));
@@ -426,7 +331,10 @@ impl Client {
         let answer = operators.submit(&alert, &caller.name, operation);
         let reply = tokio::task::spawn_blocking(move || answer.recv_timeout(REPLY_WITHIN)).await;
         match reply {
-            Ok(Ok(reply)) if reply.ok => self.send(ServerFrame::done(&id)),
+            Ok(Ok(reply)) if reply.ok => self.send(match reply.command {
+                Some(command) => ServerFrame::issued(&id, command),
+                None => ServerFrame::done(&id),
+            }),
             Ok(Ok(reply)) => self.send(ServerFrame::refused(&id, reply.error.unwrap_or_else(|| "refused".into()))),
             _ => self.send(ServerFrame::refused(&id, format!("the centre did not answer within {} s", REPLY_WITHIN.as_secs()))),
         }
@@ -445,13 +353,78 @@ fn enqueue(queue: &mpsc::Sender<Message>, closer: &mpsc::Sender<CloseReason>, me
     }
 }
 
+/// What a subscription to a shared topic keeps of its records: one vehicle's, alerts of a
+/// severity or worse, and (in snapshots only) alerts in a state. Deltas are still sent when
+/// nothing in them is kept, emptied, so the client's `seq` never skips.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Narrowing {
+    vehicle: Option<VehicleId>,
+    severity: Option<Severity>,
+    state: Option<AlertState>,
+}
+
+impl Narrowing {
+    /// The narrowing a subscription asked for, or why `topic` does not take it.
+    /// `telemetry_options` says whether it also gave options only the vehicle topic takes.
+    fn new(topic: Topic, vehicle: Option<VehicleId>, severity: Option<Severity>, state: Option<AlertState>, telemetry_options: bool) -> Result<Self, String> {
+        if telemetry_options {
+            return Err(format!("metrics, max_hz and mode are for the vehicle topic, not {}", topic.name()));
+        }
+        if topic == Topic::Fleet && vehicle.is_some() {
+            return Err("the fleet topic holds every vehicle: subscribe to topic vehicle for one vehicle's telemetry".into());
+        }
+        if topic != Topic::Alerts && (severity.is_some() || state.is_some()) {
+            return Err(format!("severity and state filter the alerts topic, not {}", topic.name()));
+        }
+        Ok(Self { vehicle, severity, state })
+    }
+
+    /// `frame` with only the records kept, or `None` when it is kept whole.
+    fn narrow(&self, topic: Topic, frame: &str) -> Option<String> {
+        let field = topic.records().filter(|_| *self != Self::default())?;
+        let mut value: serde_json::Value = serde_json::from_str(frame).ok()?;
+        let snapshot = value["type"] == "snapshot";
+        value["data"][field].as_array_mut()?.retain(|record| self.keeps(topic, record, snapshot));
+        Some(value.to_string())
+    }
+
+    fn keeps(&self, topic: Topic, record: &serde_json::Value, snapshot: bool) -> bool {
+        let vehicle = if topic == Topic::Alerts { &record["key"]["vehicle"] } else { &record["vehicle"] };
+        if self.vehicle.is_some_and(|wanted| vehicle.as_str() != Some(wanted.to_string().as_str())) {
+            return false;
+        }
+        if let Some(least) = self.severity {
+            let reached = serde_json::from_value::<Severity>(record["highest_severity"].clone());
+            if !reached.is_ok_and(|reached| reached >= least) {
+                return false;
+            }
+        }
+        match self.state {
+            Some(state) if snapshot => state.holds_for(record["active"].as_bool().unwrap_or(false), record["acknowledged"].as_bool().unwrap_or(false)),
+            _ => true,
+        }
+    }
+}
+
 /// A subscription: the first frames, then each newer delta; a subscriber left behind by the
 /// broadcast gets a fresh snapshot flagged `resync`, which holds everything it missed.
-async fn forward(topic: Topic, first: Vec<Numbered>, mut receiver: broadcast::Receiver<Numbered>, hub: Arc<Hub>, queue: mpsc::Sender<Message>, closer: mpsc::Sender<CloseReason>) {
+async fn forward(
+    topic: Topic,
+    narrowing: Narrowing,
+    first: Vec<Numbered>,
+    mut receiver: broadcast::Receiver<Numbered>,
+    hub: Arc<Hub>,
+    queue: mpsc::Sender<Message>,
+    closer: mpsc::Sender<CloseReason>,
+) {
     let mut last = 0;
     let put = |(seq, frame): Numbered, last: &mut u64| {
         *last = seq;
-        enqueue(&queue, &closer, Message::Text(frame.as_ref().into()))
+        let text = match narrowing.narrow(topic, &frame) {
+            Some(narrowed) => narrowed.into(),
+            None => frame.as_ref().into(),
+        };
+        enqueue(&queue, &closer, Message::Text(text))
     };
     let mut started = false;
     for numbered in first {

@@ -354,6 +354,49 @@ fn progress_bar(done: f64, elapsed: Duration) -> String {
     format!("[{}{}] {:>3.0}%  ETA {}", "#".repeat(filled), "-".repeat(WIDTH - filled), done * 100.0, humantime::format_duration(eta))
 }
 
+/// The API's view of the fleet, when `options` ask for the API: the scenario's world for maps.
+pub fn api_hub(options: &RunOptions) -> Option<Arc<crate::api::hub::Hub>> {
+    options.api.as_ref().map(|_| Arc::new(crate::api::hub::Hub::new(crate::api::hub::describe_world(&crate::world::RoadNetwork::generate(&options.scenario)))))
+}
+
+/// Serves the API over `hub` while the returned server lives, when `options` ask for it:
+/// operator actions go to the in-process centre's `desk`, history comes from the run's store
+/// (`run`, its name there).
+pub fn serve_api(
+    options: &RunOptions,
+    bus: &SharedBus,
+    hub: Option<Arc<crate::api::hub::Hub>>,
+    desk: Option<crate::bus::local::OperatorDesk>,
+    run: Option<String>,
+) -> anyhow::Result<Option<crate::api::RunningApi>> {
+    let (Some(settings), Some(hub)) = (&options.api, hub) else { return Ok(None) };
+    let mut settings = settings.clone();
+    settings.store = options.store.clone();
+    settings.run = run;
+    let operators = desk.map(|desk| Arc::new(desk) as Arc<dyn crate::api::server::OperatorGate>);
+    Ok(Some(crate::api::RunningApi::start(&settings, hub, operators, Some(api_feed(bus)))?))
+}
+
+/// What the API takes from the bus: the vehicles' telemetry and events. Bounded: the API takes
+/// them in five times a second; were it stuck, maps and events would stop, not the run.
+pub fn api_feed(bus: &SharedBus) -> Subscription {
+    bus.subscribe(Filter::kinds(&[MessageKind::Telemetry, MessageKind::Event]), Backlog::Bounded(1 << 20))
+}
+
+/// The process's own gauges for the API's `/metrics`: the bus's backlog and losses, and how
+/// far the store writer is behind.
+pub fn report_gauges(hub: &crate::api::hub::Hub, bus: &SharedBus, writer: Option<&StoreWriter>, sim_now: f64) {
+    let stats = bus.stats();
+    hub.report("aegis_bus_published", "Messages published on the bus by this process.", stats.published as f64);
+    hub.report("aegis_bus_backlog", "Messages published but not yet confirmed by the transport.", stats.backlog as f64);
+    hub.report("aegis_bus_dropped", "Messages lost by the bus (a full bounded subscriber or spill file).", stats.dropped as f64);
+    if let Some(writer) = writer {
+        let status = writer.status();
+        hub.report("aegis_store_lag_seconds", "Simulated seconds the store writer is behind the simulation.", status.lag_s(sim_now));
+        hub.report("aegis_store_spooled", "Rows the writer has spooled to disk while the database was away.", status.figures().spooled as f64);
+    }
+}
+
 /// Runs a scenario headless on the in-process bus to its end, writes `--summary` and returns
 /// the summary.
 pub fn run_headless(options: &RunOptions) -> anyhow::Result<RunSummary> {
@@ -377,9 +420,7 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
     };
     let store = options.store.as_deref().map(|url| open_store(url, options, &bus)).transpose()?;
     let mut app = headless_app(options, bus.clone());
-    let hub = options.api.as_ref().map(|_| Arc::new(crate::api::hub::Hub::new(crate::api::hub::describe_world(&crate::world::RoadNetwork::generate(&options.scenario)))));
-    // Bounded: the API takes it in five times a second; were it stuck, positions would stop, not the run.
-    let telemetry = options.api.as_ref().map(|_| bus.subscribe(crate::bus::Filter::kinds(&[crate::model::MessageKind::Telemetry]), crate::bus::Backlog::Bounded(1 << 20)));
+    let hub = api_hub(options);
     let mut desk = None;
     if let Some(policy) = options.policy.clone() {
         let centre = centre::LocalCentre::new(policy, &options.scenario, bus.clone(), hub.clone());
@@ -388,13 +429,7 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
         app.add_plugins(centre::plugin);
     }
     // Served from its own thread until the run ends (dropped with this function's locals).
-    let _api = match (&options.api, hub) {
-        (Some(settings), Some(hub)) => {
-            let operators = desk.map(|desk| Arc::new(desk) as Arc<dyn crate::api::server::OperatorGate>);
-            Some(crate::api::RunningApi::start(settings, hub, operators, telemetry)?)
-        }
-        _ => None,
-    };
+    let _api = serve_api(options, &bus, hub.clone(), desk, store.as_ref().map(|(run, _)| run.clone()))?;
     // One simulated second per update amortises the schedule's overhead; pacing at real time
     // still needs whole seconds only.
     let per_update = PHYSICS_HZ as u64;
@@ -438,6 +473,9 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
             recorder.drain()?;
         }
         let clock = *app.world().resource::<SimClock>();
+        if let Some(hub) = &hub {
+            report_gauges(hub, &bus, store.as_ref().map(|(_, writer)| writer), clock.seconds());
+        }
         if let Speed::Factor(factor) = options.speed {
             let due = Duration::from_secs_f64(clock.seconds() / factor);
             if let Some(ahead) = due.checked_sub(started.elapsed()) {

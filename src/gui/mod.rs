@@ -40,11 +40,16 @@ pub fn run(options: RunOptions, screenshot: Option<PathBuf>, exit_after: Option<
     }));
     app.add_plugins((EguiPlugin::default(), MeshPickingPlugin, FreeCameraPlugin));
     app.add_plugins(SimPlugin { scenario: options.scenario.clone(), vehicles: options.vehicles, members: options.members, first_seq: options.first_seq.clone(), seed: options.seed, bus: bus.clone() });
-    // The orchestrator runs beside the fleet, as in a headless run.
+    // The orchestrator runs beside the fleet, as in a headless run, and so does the API.
+    let hub = crate::app::api_hub(&options);
+    let mut desk = None;
     if let Some(policy) = options.policy.clone() {
-        app.insert_resource(LocalCentre::new(policy, &options.scenario, bus, None));
+        let centre = LocalCentre::new(policy, &options.scenario, bus.clone(), hub.clone());
+        desk = Some(centre.desk.clone());
+        app.insert_resource(centre);
         app.add_plugins(centre::plugin);
     }
+    let api = crate::app::serve_api(&options, &bus, hub, desk, store.as_ref().map(|(run, _)| run.clone()))?;
     let factor = match options.speed {
         Speed::Factor(f) => f.min(GUI_MAX_SPEED),
         Speed::Max => GUI_MAX_SPEED,
@@ -57,6 +62,7 @@ pub fn run(options: RunOptions, screenshot: Option<PathBuf>, exit_after: Option<
     }
     let exit = app.run();
     drop(app);
+    drop(api);
     if let Some((run, writer)) = store {
         let figures = writer.finish()?;
         eprintln!("[aegis] run {run} {}", figures.line());

@@ -282,6 +282,37 @@ impl Brain {
         }
     }
 
+    /// An operator's command to `vehicle`, sent as `actor` and tracked like the centre's own;
+    /// noted on `alert` when one is named (the alert it answers). Returns the command's id, or
+    /// why it was refused.
+    pub fn operator_command(&mut self, vehicle: VehicleId, action: CommandAction, ttl_s: Option<f64>, actor: &str, alert: &str, at: f64) -> Result<String, String> {
+        if self.fleet.vehicle(vehicle).is_none() {
+            return Err(format!("no vehicle {vehicle} in the fleet"));
+        }
+        if matches!(action, CommandAction::AssignMission { .. }) {
+            return Err("missions are the mission board's to assign: send change_mission, return_to_depot or schedule_maintenance".into());
+        }
+        let ttl_s = ttl_s.unwrap_or(COMMAND_TTL_S);
+        if !(ttl_s > 0.0 && ttl_s <= 86_400.0) {
+            return Err(format!("ttl_s must be above 0 and at most a day (86400), not {ttl_s}"));
+        }
+        if !alert.is_empty() && self.alerts.get(alert).is_none() {
+            return Err(format!("no alert `{alert}`"));
+        }
+        if matches!(action, CommandAction::Stop | CommandAction::ReturnToDepot | CommandAction::ScheduleMaintenance | CommandAction::ChangeMission { .. })
+            && let Some(board) = &mut self.missions
+        {
+            board.release(vehicle, &format!("{vehicle} recalled by {actor}"), at);
+        }
+        let what = serde_json::to_string(&action).unwrap_or_default();
+        let id = self.commands.issue_as(vehicle, action, at, ttl_s, Some(actor));
+        if !alert.is_empty() {
+            // The alert exists (checked above), so the note cannot be refused.
+            let _ = self.alerts.comment(alert, &format!("sent {vehicle} command {id}: {what}"), actor, at);
+        }
+        Ok(id)
+    }
+
     /// A failure prediction for one of `vehicle`'s components: failure expected within
     /// `hours` with `confidence`, or `None` when the model no longer expects one. It becomes a
     /// `predicted_failure` alert (origin `prediction`) whose severity grows as the horizon

@@ -94,8 +94,8 @@ impl Centre {
             self.publish_presence(change, last_heard);
         }
         for request in self.operators.requests() {
-            let reply = operator::apply(&mut self.brain.alerts, &request, sim_at);
-            tracing::info!("operator {}: {:?} on {}: {}", request.actor, request.operation, request.alert, reply.error.as_deref().unwrap_or("done"));
+            let reply = operator::apply(&mut self.brain, &request, sim_at);
+            tracing::info!("operator {}: {:?} on `{}`: {}", request.actor, request.operation, request.alert, reply.error.as_deref().or(reply.command.as_deref()).unwrap_or("done"));
             self.operators.reply(&request, reply);
             self.counters.operator_requests += 1;
         }

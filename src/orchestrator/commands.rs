@@ -88,6 +88,9 @@ pub struct TrackedCommand {
     pub finished_at: Option<f64>,
     /// Why it failed, when it did.
     pub detail: Option<String>,
+    /// The operator who sent it; `None` for the centre's own decisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_by: Option<String>,
 }
 
 impl TrackedCommand {
@@ -128,6 +131,11 @@ impl CommandTracker {
 
     /// Issues a command to `vehicle` that must not be applied after `ttl_s`; returns its id.
     pub fn issue(&mut self, vehicle: VehicleId, action: CommandAction, at: f64, ttl_s: f64) -> String {
+        self.issue_as(vehicle, action, at, ttl_s, None)
+    }
+
+    /// [`CommandTracker::issue`] on behalf of an operator, `issued_by`.
+    pub fn issue_as(&mut self, vehicle: VehicleId, action: CommandAction, at: f64, ttl_s: f64, issued_by: Option<&str>) -> String {
         self.next_id += 1;
         let id = format!("C{:06}", self.next_id);
         self.commands.insert(
@@ -144,6 +152,7 @@ impl CommandTracker {
                 delivered_at: None,
                 finished_at: None,
                 detail: None,
+                issued_by: issued_by.map(str::to_owned),
             },
         );
         self.changed.insert(id.clone());

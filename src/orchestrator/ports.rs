@@ -87,6 +87,40 @@ impl StateStore for Forget {
     fn save(&mut self, _: Changes) {}
 }
 
+/// Two operator channels as one (operators over Redis and the API's in the same process):
+/// requests from both, each reply to the channel its request came from.
+pub struct JoinedOperators<A, B> {
+    first: A,
+    second: B,
+    /// Requests from `second` not yet answered.
+    from_second: std::collections::BTreeSet<String>,
+}
+
+impl<A: OperatorChannel, B: OperatorChannel> JoinedOperators<A, B> {
+    /// `first` and `second` as one channel.
+    pub fn new(first: A, second: B) -> Self {
+        Self { first, second, from_second: Default::default() }
+    }
+}
+
+impl<A: OperatorChannel, B: OperatorChannel> OperatorChannel for JoinedOperators<A, B> {
+    fn requests(&mut self) -> Vec<OperatorRequest> {
+        let mut requests = self.first.requests();
+        let second = self.second.requests();
+        self.from_second.extend(second.iter().map(|r| r.request_id.clone()));
+        requests.extend(second);
+        requests
+    }
+
+    fn reply(&mut self, request: &OperatorRequest, reply: OperatorReply) {
+        if self.from_second.remove(&request.request_id) {
+            self.second.reply(request, reply);
+        } else {
+            self.first.reply(request, reply);
+        }
+    }
+}
+
 /// An operator channel on which nobody ever asks anything.
 #[derive(Debug, Default)]
 pub struct NoOperators;

@@ -25,7 +25,7 @@ const VIEWER: &str = "viewer-secret-0123456789";
 const OPERATOR: &str = "operator-secret-0123456789";
 const WAIT: Duration = Duration::from_secs(20);
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 struct Server {
     addr: SocketAddr,
@@ -48,7 +48,7 @@ async fn start(operators: Option<Arc<dyn OperatorGate>>) -> Server {
 }
 
 /// A client that authenticated with its first frame and read the hello.
-async fn client(addr: SocketAddr, token: &str) -> Socket {
+pub(crate) async fn client(addr: SocketAddr, token: &str) -> Socket {
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.unwrap();
     socket.send(Message::text(json!({ "type": "auth", "token": token }).to_string())).await.unwrap();
     let hello = next_json(&mut socket).await;
@@ -60,26 +60,36 @@ async fn client(addr: SocketAddr, token: &str) -> Socket {
 /// Every frame the clients received and no check has taken yet.
 static RECEIVED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// Checks every frame received so far against the JSON Schemas of docs/asyncapi.yaml, with an
-/// independent validator (Python's jsonschema, which .ci/setup installs). Each test calls it
-/// last, so every frame is checked by its own test's call or an earlier one.
-fn frames_match_the_protocol_document() {
-    let frames = std::mem::take(&mut *RECEIVED.lock().unwrap());
+/// Every HTTP answer (`{"path", "status", "body"}`) received and no check has taken yet.
+static ANSWERED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Runs `script` (in tests/it) on `documents` with `lines` on its standard input; panics
+/// with what it printed unless every line is as documented.
+fn validate(script: &str, documents: &[&str], lines: Vec<String>) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut child = std::process::Command::new("python3")
-        .arg(root.join("tests/it/validate_frames.py"))
-        .arg(root.join("docs/asyncapi.yaml"))
+        .arg(root.join("tests/it").join(script))
+        .args(documents.iter().map(|d| root.join("docs").join(d)))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
-        .expect("python3, for the frame schemas");
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), frames.join("\n").as_bytes()).unwrap();
+        .expect("python3, for the API's schemas");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), lines.join("\n").as_bytes()).unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
 }
 
+/// Checks every frame received so far against the JSON Schemas of docs/asyncapi.yaml, and
+/// every HTTP answer against docs/openapi.yaml, with an independent validator (Python's
+/// jsonschema, which .ci/setup installs). Each test calls it last, so every frame and answer
+/// is checked by its own test's call or an earlier one.
+pub(crate) fn frames_match_the_protocol_document() {
+    validate("validate_frames.py", &["asyncapi.yaml"], std::mem::take(&mut *RECEIVED.lock().unwrap()));
+    validate("validate_http.py", &["openapi.yaml", "asyncapi.yaml"], std::mem::take(&mut *ANSWERED.lock().unwrap()));
+}
+
 /// The next text frame as JSON (pings are skipped).
-async fn next_json(socket: &mut Socket) -> Value {
+pub(crate) async fn next_json(socket: &mut Socket) -> Value {
     loop {
         let message = tokio::time::timeout(WAIT, socket.next()).await.expect("a frame in time").expect("the connection open").unwrap();
         match message {
@@ -94,7 +104,7 @@ async fn next_json(socket: &mut Socket) -> Value {
 }
 
 /// The close frame's code and reason, after any other frames.
-async fn closed_with(socket: &mut Socket) -> (u16, String) {
+pub(crate) async fn closed_with(socket: &mut Socket) -> (u16, String) {
     loop {
         match tokio::time::timeout(WAIT, socket.next()).await.expect("closed in time") {
             Some(Ok(Message::Close(Some(frame)))) => return (u16::from(frame.code), frame.reason.to_string()),
@@ -106,7 +116,7 @@ async fn closed_with(socket: &mut Socket) -> (u16, String) {
 
 /// Sends a request and returns its answer (a reply or an error frame), passing over the topic
 /// frames that come before it.
-async fn request(socket: &mut Socket, frame: Value) -> Value {
+pub(crate) async fn request(socket: &mut Socket, frame: Value) -> Value {
     socket.send(Message::text(frame.to_string())).await.unwrap();
     loop {
         let answer = next_json(socket).await;
@@ -116,14 +126,14 @@ async fn request(socket: &mut Socket, frame: Value) -> Value {
     }
 }
 
-async fn subscribe(socket: &mut Socket, topic: &str, since: Option<u64>) -> Value {
+pub(crate) async fn subscribe(socket: &mut Socket, topic: &str, since: Option<u64>) -> Value {
     let reply = request(socket, json!({ "type": "subscribe", "id": format!("sub-{topic}"), "topic": topic, "since": since })).await;
     assert_eq!(reply, json!({ "type": "reply", "id": format!("sub-{topic}"), "ok": true }));
     next_json(socket).await
 }
 
 /// A plain HTTP GET: the status code and the body as JSON.
-async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Value) {
+pub(crate) async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Value) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n").as_bytes()).await.unwrap();
@@ -131,7 +141,12 @@ async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Value) 
     tokio::time::timeout(WAIT, stream.read_to_string(&mut response)).await.unwrap().unwrap();
     let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
     let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    let body: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    if response.contains("application/json") {
+        let path = path.split('?').next().unwrap_or(path);
+        ANSWERED.lock().unwrap().push(json!({ "path": path, "status": status, "body": body }).to_string());
+    }
+    (status, body)
 }
 
 fn moving(vehicles: &[u32], at: f64) -> Changes {
@@ -234,7 +249,9 @@ async fn a_viewer_may_not_act_and_an_operators_ack_reaches_the_centre_as_the_tok
     let refused = request(&mut viewer, json!({ "type": "ack", "id": "a1", "alert": raised.id })).await;
     assert_eq!((refused["ok"].as_bool(), refused["id"].as_str()), (Some(false), Some("a1")), "{refused}");
     assert!(refused["error"].as_str().unwrap().contains("viewer role may not"), "{refused}");
-    assert!(operators.requests().is_empty(), "a viewer's ack changes nothing");
+    let refused = request(&mut viewer, json!({ "type": "command", "id": "c1", "vehicle": "V0004", "command": { "action": "stop" } })).await;
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(operators.requests().is_empty(), "a viewer's ack or command changes nothing");
 
     // The centre's side: answer the first request that comes, and tell who asked.
     let centre = std::thread::spawn(move || {
@@ -328,6 +345,89 @@ async fn bad_frames_are_answered_and_the_server_keeps_serving_others() {
     frames_match_the_protocol_document();
 }
 
+fn event(vehicle: u32, seq: u64, to: VehicleStatus) -> aegis::model::Envelope {
+    let event = aegis::model::Event { event: aegis::model::EventKind::StatusChanged { from: VehicleStatus::EnRoute, to } };
+    aegis::model::Envelope::new(VehicleId(vehicle), seq, seq as f64, aegis::model::Body::Event(Box::new(event)))
+}
+
+#[tokio::test]
+async fn filtered_subscriptions_keep_their_records_and_every_seq_and_events_and_commands_are_topics() {
+    let server = start(None).await;
+    // Each `alert` comes from a store of its own: number them apart.
+    let numbered = |vehicle: u32| AlertRecord { id: format!("A{vehicle:06}"), ..alert(vehicle) };
+    server.hub.apply(&Changes { alerts: vec![numbered(1)], ..Changes::default() });
+    let mut socket = client(server.addr, VIEWER).await;
+    // Only V0002's alerts of major or worse; the snapshot has none of V0001's.
+    let reply = request(&mut socket, json!({ "type": "subscribe", "id": "a", "topic": "alerts", "vehicle": "V0002", "severity": "major", "state": "active" })).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let snapshot = next_json(&mut socket).await;
+    assert_eq!((snapshot["seq"].as_u64(), snapshot["data"]["alerts"].as_array().map(Vec::len)), (Some(1), Some(0)), "{snapshot}");
+    server.hub.apply(&Changes { alerts: vec![numbered(1)], ..Changes::default() });
+    server.hub.apply(&Changes { alerts: vec![numbered(2)], ..Changes::default() });
+    let (emptied, kept) = (next_json(&mut socket).await, next_json(&mut socket).await);
+    assert_eq!((emptied["seq"].as_u64(), emptied["data"]["alerts"].as_array().map(Vec::len)), (Some(2), Some(0)), "a delta holding nothing kept still comes: {emptied}");
+    assert_eq!((kept["seq"].as_u64(), kept["data"]["alerts"][0]["key"]["vehicle"].as_str()), (Some(3), Some("V0002")), "{kept}");
+    // A second vehicle is a second subscription; options of other topics are refused.
+    let reply = request(&mut socket, json!({ "type": "subscribe", "id": "b", "topic": "alerts", "vehicle": "V0001" })).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(next_json(&mut socket).await["data"]["alerts"].as_array().map(Vec::len), Some(1), "V0001's alert");
+    for (frame, why) in [
+        (json!({ "type": "subscribe", "id": "x", "topic": "fleet", "vehicle": "V0001" }), "fleet topic holds every vehicle"),
+        (json!({ "type": "subscribe", "id": "x", "topic": "events", "severity": "major" }), "filter the alerts topic"),
+        (json!({ "type": "subscribe", "id": "x", "topic": "alerts", "max_hz": 0.5 }), "for the vehicle topic"),
+    ] {
+        let reply = request(&mut socket, frame).await;
+        assert!(reply["ok"] == false && reply["error"].as_str().unwrap().contains(why), "{reply}");
+    }
+
+    // Events: what vehicles report, one delta a batch, kept for the snapshot and HTTP.
+    let snapshot = subscribe(&mut socket, "events", None).await;
+    assert_eq!(snapshot["data"]["events"].as_array().map(Vec::len), Some(0));
+    server.hub.take_in(&[event(3, 40, VehicleStatus::Stopped), telemetry(3, 41), event(4, 42, VehicleStatus::Returning)]);
+    let delta = next_json(&mut socket).await;
+    assert_eq!((delta["topic"].as_str(), delta["seq"].as_u64()), (Some("events"), Some(1)));
+    assert_eq!(delta["data"]["events"].as_array().map(Vec::len), Some(2), "one delta for the batch: {delta}");
+    assert_eq!(delta["data"]["events"][0]["event"], json!({ "type": "status_changed", "from": "en_route", "to": "stopped" }));
+    let (_, events) = get(server.addr, "/api/v1/events?vehicle=V0004", Some(VIEWER)).await;
+    assert_eq!(events["events"].as_array().map(Vec::len), Some(1), "{events}");
+
+    // Commands: each whole as it changes.
+    let snapshot = subscribe(&mut socket, "commands", None).await;
+    assert_eq!(snapshot["data"]["commands"].as_array().map(Vec::len), Some(0));
+    let mut tracker = aegis::orchestrator::commands::CommandTracker::new(Default::default());
+    tracker.issue_as(VehicleId(3), aegis::model::CommandAction::ReduceSpeed { max_kph: 40.0 }, 5.0, 300.0, Some("ana"));
+    server.hub.apply(&Changes { commands: tracker.take_changed(), ..Changes::default() });
+    let delta = next_json(&mut socket).await;
+    let command = &delta["data"]["commands"][0];
+    assert_eq!((command["id"].as_str(), command["state"].as_str(), command["issued_by"].as_str()), (Some("C000001"), Some("queued"), Some("ana")), "{delta}");
+    assert_eq!(command["action"], json!({ "action": "reduce_speed", "max_kph": 40.0 }));
+    let (status, commands) = get(server.addr, "/api/v1/commands?vehicle=V0003&state=queued", Some(VIEWER)).await;
+    assert_eq!((status, commands["commands"].as_array().map(Vec::len)), (200, Some(1)), "{commands}");
+    assert_eq!(get(server.addr, "/api/v1/commands?state=lost", Some(VIEWER)).await.0, 400);
+    assert_eq!(get(server.addr, "/api/v1/missions", Some(VIEWER)).await.0, 200);
+
+    // No store attached: live endpoints work, history ones say why not.
+    for path in ["/api/v1/runs", "/api/v1/vehicles/V0003/telemetry", "/api/v1/alerts/history", "/api/v1/commands/history?vehicle=V0003", "/api/v1/missions/history"] {
+        let (status, body) = get(server.addr, path, Some(VIEWER)).await;
+        assert_eq!(status, 503, "{path}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("--store"), "{body}");
+    }
+    let (status, body) = get(server.addr, "/api/v1/alerts/history?colour=red", Some(VIEWER)).await;
+    assert!(status == 400 && body["error"].as_str().unwrap().contains("unknown parameter `colour`"), "{status} {body}");
+    let (status, text) = raw_get(server.addr, "/api/v1/openapi.yaml").await;
+    assert!(status == 200 && text.contains("openapi: 3.1.0"), "the OpenAPI document is served, without a token");
+    frames_match_the_protocol_document();
+}
+
+/// A GET without a token: the status and the raw response.
+async fn raw_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(WAIT, stream.read_to_string(&mut response)).await.unwrap().unwrap();
+    (response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap(), response)
+}
+
 #[tokio::test]
 async fn a_hundred_clients_each_get_every_delta_once() {
     let server = start(None).await;
@@ -415,6 +515,84 @@ async fn aegis_run_listen_serves_the_live_fleet_and_takes_operator_actions_to_it
     frames_match_the_protocol_document();
 }
 
+/// Polls `path` until `done` holds for its answer (the store commits in batches), for at
+/// most [`WAIT`].
+async fn get_until(addr: SocketAddr, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, body) = get(addr, path, Some(token)).await;
+        if status == 200 && done(&body) {
+            return body;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{path}: still {status} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_command_sent_over_the_websocket_is_obeyed_by_the_vehicle_and_history_comes_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("history.db").display());
+    let (mut child, addr, token) = listening_run(&["--scenario", "scenarios/coolant_leak.toml", "--duration", "2h", "--speed", "60", "--store", &store]).await;
+    let token = token.as_str();
+    let mut socket = client(addr, token).await;
+    subscribe(&mut socket, "fleet", None).await;
+    while next_json(&mut socket).await["data"]["vehicles"]["V0001"]["status"] != "en_route" {}
+    subscribe(&mut socket, "commands", None).await;
+    subscribe(&mut socket, "events", None).await;
+
+    socket.send(Message::text(json!({ "type": "command", "id": "c1", "vehicle": "V0001", "command": { "action": "stop" } }).to_string())).await.unwrap();
+    // The reply names the command; the commands topic follows it until the vehicle's own
+    // telemetry shows it standing still, and the vehicle reports why on the events topic.
+    let (mut issued, mut succeeded, mut stopped) = (None::<String>, false, false);
+    while !(succeeded && stopped) {
+        let frame = next_json(&mut socket).await;
+        match (frame["type"].as_str(), frame["topic"].as_str()) {
+            (Some("reply"), _) => {
+                assert_eq!((frame["id"].as_str(), frame["ok"].as_bool()), (Some("c1"), Some(true)), "{frame}");
+                issued = frame["command"].as_str().map(str::to_owned);
+            }
+            (_, Some("commands")) => {
+                for command in frame["data"]["commands"].as_array().unwrap() {
+                    if issued.as_deref() == command["id"].as_str() {
+                        assert_eq!((command["vehicle"].as_str(), command["issued_by"].as_str()), (Some("V0001"), Some("admin")), "audited as the token's name: {command}");
+                        assert!(!matches!(command["state"].as_str(), Some("failed" | "timeout" | "expired")), "{command}");
+                        succeeded |= command["state"] == "succeeded";
+                    }
+                }
+            }
+            (_, Some("events")) => {
+                stopped |= frame["data"]["events"].as_array().unwrap().iter().any(|e| e["vehicle"] == "V0001" && e["event"]["type"] == "status_changed" && e["event"]["to"] == "stopped");
+            }
+            _ => {}
+        }
+    }
+    let issued = issued.expect("the reply came before the command succeeded");
+    let (_, vehicle) = get(addr, "/api/v1/vehicles/V0001", Some(token)).await;
+    assert_eq!(vehicle["summary"]["status"], "stopped", "{vehicle}");
+
+    // History from the store the run writes: its runs, a vehicle's telemetry a page at a time,
+    // and the command among the stored ones.
+    let runs = get_until(addr, "/api/v1/runs", token, |b| b["runs"].as_array().is_some_and(|r| !r.is_empty())).await;
+    assert_eq!(runs["current"], runs["runs"][0]["name"], "{runs}");
+    let stored = get_until(addr, "/api/v1/commands/history?vehicle=V0001&action=stop", token, |b| b["rows"].as_array().is_some_and(|r| !r.is_empty())).await;
+    assert_eq!(stored["rows"][0]["command_id"].as_str(), Some(issued.as_str()), "{stored}");
+    let page = get_until(addr, "/api/v1/vehicles/V0001/telemetry?metrics=speed_kph,coolant_temp_c&from=0&to=10m&limit=20", token, |b| b["rows"].as_array().is_some_and(|r| r.len() == 20)).await;
+    assert_eq!((page["next_offset"].as_u64(), page["columns"].as_array().map(Vec::len)), (Some(20), Some(5)), "vehicle, sim_time, time and two metrics: {page}");
+    let next = get_until(addr, "/api/v1/vehicles/V0001/telemetry?metrics=speed_kph&to=10m&limit=20&offset=20", token, |b| b["rows"].as_array().is_some_and(|r| r.len() == 20)).await;
+    assert!(next["rows"][0]["sim_time"].as_f64() > page["rows"][19]["sim_time"].as_f64(), "the next page goes on where the first stopped");
+    let buckets = get_until(addr, "/api/v1/vehicles/V0001/telemetry?metrics=speed_kph&to=5m&every=1m", token, |b| b["rows"].as_array().is_some_and(|r| r.len() == 5)).await;
+    assert_eq!(buckets["columns"][3], "speed_kph_min", "{buckets}");
+    let (status, body) = get(addr, "/api/v1/vehicles/V0001/telemetry?metrics=warp_factor", Some(token)).await;
+    assert!(status == 400 && body["error"].as_str().unwrap().contains("warp_factor"), "{status} {body}");
+    let (status, body) = get(addr, "/api/v1/alerts/history?run=no-such-run", Some(token)).await;
+    assert!(status == 404 && body["error"].as_str().unwrap().contains("no-such-run"), "{status} {body}");
+    let (status, body) = get(addr, "/api/v1/vehicles/V0001/telemetry?from=yesterday", Some(token)).await;
+    assert!(status == 400 && body["error"].as_str().unwrap().starts_with("from:"), "{status} {body}");
+    child.kill().await.unwrap();
+    frames_match_the_protocol_document();
+}
+
 fn telemetry(vehicle: u32, t: u64) -> aegis::model::Envelope {
     let mut metrics = aegis::model::TelemetryFrame::default();
     metrics.set(aegis::model::Metric::SpeedKph, t as f32);
@@ -466,14 +644,8 @@ async fn a_vehicle_subscription_gets_that_vehicles_telemetry_downsampled_as_aske
     let (_, fleet) = get(server.addr, "/api/v1/fleet", Some(VIEWER)).await;
     assert_eq!(fleet["vehicles"]["V0001"]["position"], json!([101.0, 0.0]), "{fleet}");
     assert_eq!(fleet["vehicles"]["V0001"]["speed_kph"], json!(10.0));
-    let (status, text) = {
-        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        stream.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.addr).as_bytes()).await.unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.unwrap();
-        (response.split(' ').nth(1).unwrap().to_owned(), response)
-    };
-    assert_eq!(status, "200");
+    let (status, text) = raw_get(server.addr, "/metrics").await;
+    assert_eq!(status, 200);
     assert!(text.contains("aegis_api_websocket_clients 2") && text.contains("aegis_fleet_vehicles 1"), "{text}");
     frames_match_the_protocol_document();
 }

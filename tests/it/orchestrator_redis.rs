@@ -242,3 +242,58 @@ fn an_orchestrator_killed_and_restarted_keeps_its_commands_and_missions_in_fligh
     let highest = commands.keys().map(|id| id[1..].parse::<usize>().unwrap()).max().unwrap();
     assert_eq!(highest, commands.len(), "command ids continue after the restart");
 }
+
+#[test]
+fn the_orchestrator_over_redis_serves_the_api_and_an_operators_command_reaches_the_fleet() {
+    use crate::api::{client, closed_with, get, next_json, subscribe};
+    use futures_util::SinkExt;
+    let _turn = one_paced_test_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start();
+    let centre = start_orchestrator(dir.path(), &server, &["--scenario", "scenarios/coolant_leak.toml", "--listen", "127.0.0.1:0"]);
+    let mut url = String::new();
+    wait_until(LIMIT, "the API prints its URL", || {
+        url = centre.log().lines().find_map(|line| line.find("http://").filter(|_| line.contains("?token=")).map(|at| line[at..].trim().to_owned())).unwrap_or_default();
+        !url.is_empty()
+    });
+    let (addr, token) = url.trim_start_matches("http://").split_once("/?token=").unwrap();
+    let (addr, token): (std::net::SocketAddr, String) = (addr.parse().unwrap(), token.to_owned());
+    let _fleet = Aegis::start(dir.path(), "fleet", &["fleet", "--scenario", "scenarios/coolant_leak.toml", "--redis", &server.url(), "--speed", "10", "--duration", "20m"]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut socket = runtime.block_on(async {
+        let mut socket = client(addr, &token).await;
+        subscribe(&mut socket, "fleet", None).await;
+        while next_json(&mut socket).await["data"]["vehicles"]["V0002"]["status"] != "en_route" {}
+        subscribe(&mut socket, "commands", None).await;
+        let frame = serde_json::json!({ "type": "command", "id": "slow", "vehicle": "V0002", "command": { "action": "reduce_speed", "max_kph": 20 } });
+        socket.send(tokio_tungstenite::tungstenite::Message::text(frame.to_string())).await.unwrap();
+        // Through the centre over Redis to the vehicle in the fleet process and back: the
+        // command succeeds once the vehicle's telemetry shows it at the cap.
+        let mut issued = None::<String>;
+        'waiting: loop {
+            let frame = next_json(&mut socket).await;
+            if frame["type"] == "reply" {
+                assert_eq!((frame["id"].as_str(), frame["ok"].as_bool()), (Some("slow"), Some(true)), "{frame}");
+                issued = frame["command"].as_str().map(str::to_owned);
+            }
+            for command in frame["data"]["commands"].as_array().into_iter().flatten() {
+                if command["id"].as_str() == issued.as_deref() {
+                    assert!(!matches!(command["state"].as_str(), Some("failed" | "timeout" | "expired")), "{command}");
+                    if command["state"] == "succeeded" {
+                        break 'waiting;
+                    }
+                }
+            }
+        }
+        let (status, world) = get(addr, "/api/v1/world", Some(&token)).await;
+        assert!(status == 200 && world["depots"].as_array().is_some_and(|d| !d.is_empty()), "the scenario's world: {world}");
+        assert_eq!(get(addr, "/api/v1/runs", Some(&token)).await.0, 503, "no --store: no history");
+        socket
+    });
+    centre.signal("TERM");
+    let (code, reason) = runtime.block_on(closed_with(&mut socket));
+    assert_eq!((code, reason.as_str()), (1001, "the server is shutting down"));
+    let summary = centre.finish();
+    assert!(n(&summary, "/commands_succeeded") >= 1, "{summary}");
+    crate::api::frames_match_the_protocol_document();
+}

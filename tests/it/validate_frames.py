@@ -7,7 +7,7 @@ import sys
 import jsonschema
 import yaml
 
-SERVER_FRAMES = ["Hello", "Reply", "Error", "FleetSnapshot", "FleetDelta", "AlertsSnapshot", "AlertsDelta", "Telemetry"]
+SERVER_FRAMES = ["Hello", "Reply", "Error", "FleetSnapshot", "FleetDelta", "AlertsSnapshot", "AlertsDelta", "Telemetry", "CommandsSnapshot", "CommandsDelta", "EventsSnapshot", "EventsDelta"]
 
 with open(sys.argv[1]) as f:
     document = yaml.safe_load(f)
