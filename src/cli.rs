@@ -155,7 +155,8 @@ struct WatchArgs {
     /// The token (or AEGIS_TOKEN).
     #[arg(long, env = "AEGIS_TOKEN", hide_env_values = true)]
     token: String,
-    /// Topics: fleet, alerts or vehicle:V0007 (repeat, or separate with commas).
+    /// Topics: fleet, alerts, commands, events (alerts:V0007 and the like for one vehicle's)
+    /// or vehicle:V0007 (repeat, or separate with commas).
     #[arg(long = "topic", value_delimiter = ',', required = true)]
     topics: Vec<String>,
     /// A vehicle topic's metrics (default every metric).
@@ -833,11 +834,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 options.policy = Policy::load(path)?;
             }
             options.scenario = args.scenario.as_deref().map(Scenario::load).transpose()?;
-            options.api = args.api.settings()?.map(|mut settings| {
+            let api = args.api.settings()?.map(|mut settings| {
                 settings.store = args.store.clone();
                 settings
             });
-            let summary = crate::processes::run_orchestrator(options, crate::processes::signals())?;
+            let summary = crate::processes::run_orchestrator(options, api, crate::processes::signals())?;
             eprintln!(
                 "[aegis] orchestrator: {} vehicles, {} messages, {} gaps, {} duplicates dropped, {} malformed, {} reclaimed\n  alerts raised {} cleared {}  commands issued {} succeeded {} failed {} timed out {}\n  missions generated {} completed {} re-assigned {} missed {}",
                 summary.vehicles_seen,

@@ -82,7 +82,26 @@ pub fn run_store(options: crate::store::from_redis::StoreServiceOptions, shutdow
 }
 
 /// Runs the orchestrator until `shutdown` completes, then drains and returns its summary.
-pub fn run_orchestrator(options: OrchestratorOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<OrchestratorSummary> {
+/// With `api`, serves the WebSocket and HTTP API over it: the API's hub watches the centre and
+/// its operators' requests go in beside those from Redis; its connections are closed with a
+/// reason once the centre has drained.
+pub fn run_orchestrator(options: OrchestratorOptions, api: Option<crate::api::ApiSettings>, shutdown: impl Future<Output = ()>) -> anyhow::Result<OrchestratorSummary> {
     let runtime = runtime()?;
-    runtime.block_on(crate::bus::redis::service::run(options, shutdown)).context("orchestrator")
+    let mut beside = crate::bus::redis::service::Beside::default();
+    let served = match &api {
+        Some(settings) => {
+            let world = options.scenario.as_ref().map_or(serde_json::Value::Null, |s| crate::api::hub::describe_world(&crate::world::RoadNetwork::generate(s)));
+            let hub = std::sync::Arc::new(crate::api::hub::Hub::new(world));
+            let (desk, local) = crate::bus::local::operator_desk();
+            let served = crate::api::RunningApi::start(settings, hub.clone(), Some(std::sync::Arc::new(desk)), None)?;
+            beside = crate::bus::redis::service::Beside { watcher: Some(hub), operators: Some(Box::new(local)) };
+            Some(served)
+        }
+        None => None,
+    };
+    let summary = runtime.block_on(crate::bus::redis::service::run(options, beside, shutdown)).context("orchestrator");
+    if let Some(served) = served {
+        served.stop();
+    }
+    summary
 }

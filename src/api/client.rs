@@ -12,7 +12,8 @@ use super::ApiError;
 /// An open connection.
 pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// What to subscribe to: `fleet`, `alerts` or `vehicle:V0007`.
+/// What to subscribe to: `fleet`, `alerts`, `commands`, `events` (each but `fleet` narrowed to
+/// one vehicle by `:V0007`) or `vehicle:V0007`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Subscription {
     /// The topic's request fields.
@@ -22,10 +23,16 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// Parses `fleet`, `alerts` or `vehicle:V0007`; a vehicle takes `metrics` and `max_hz`.
+    /// Parses `fleet`, `alerts`, `commands`, `events`, `alerts:V0007` (and the like) or
+    /// `vehicle:V0007`; a vehicle takes `metrics` and `max_hz`.
     pub fn parse(topic: &str, metrics: Option<&[String]>, max_hz: Option<f64>) -> Result<Self, String> {
+        const SHARED: [&str; 4] = ["fleet", "alerts", "commands", "events"];
         match topic.split_once(':') {
-            None if topic == "fleet" || topic == "alerts" => Ok(Self { frame: json!({ "type": "subscribe", "topic": topic }), topic: topic.to_owned() }),
+            None if SHARED.contains(&topic) => Ok(Self { frame: json!({ "type": "subscribe", "topic": topic }), topic: topic.to_owned() }),
+            Some((shared @ ("alerts" | "commands" | "events"), vehicle)) => {
+                let vehicle: crate::model::VehicleId = vehicle.parse().map_err(|e| format!("{e}"))?;
+                Ok(Self { frame: json!({ "type": "subscribe", "topic": shared, "vehicle": vehicle }), topic: shared.to_owned() })
+            }
             Some(("vehicle", vehicle)) => {
                 let vehicle: crate::model::VehicleId = vehicle.parse().map_err(|e| format!("{e}"))?;
                 let mut frame = json!({ "type": "subscribe", "topic": "vehicle", "vehicle": vehicle });
@@ -37,7 +44,7 @@ impl Subscription {
                 }
                 Ok(Self { frame, topic: "vehicle".into() })
             }
-            _ => Err(format!("`{topic}` is not a topic: fleet, alerts or vehicle:V0007")),
+            _ => Err(format!("`{topic}` is not a topic: fleet, alerts, commands, events (the last three with :V0007 for one vehicle) or vehicle:V0007")),
         }
     }
 }
@@ -123,6 +130,7 @@ pub fn describe(frame: &Value) -> String {
     let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
     match frame["type"].as_str() {
         Some("hello") => format!("connected as {} ({}), protocol {}", text(&frame["name"]), text(&frame["role"]), frame["protocol"]),
+        Some("reply") if frame["ok"] == true && frame["command"].is_string() => format!("{}: ok, command {}", text(&frame["id"]), text(&frame["command"])),
         Some("reply") if frame["ok"] == true => format!("{}: ok", text(&frame["id"])),
         Some("reply") => format!("{}: refused: {}", text(&frame["id"]), text(&frame["error"])),
         Some("error") => format!("error: {}", text(&frame["error"])),
@@ -132,6 +140,23 @@ pub fn describe(frame: &Value) -> String {
             for a in alerts {
                 let state = if a["active"] == true { if a["acknowledged"] == true { "acknowledged" } else { "active" } } else { "cleared" };
                 lines.push(format!("  {} {} {} {} {} {state}", text(&a["id"]), text(&a["key"]["vehicle"]), text(&a["key"]["component"]), text(&a["key"]["alert_type"]), text(&a["severity"])));
+            }
+            lines.join("\n")
+        }
+        Some(kind @ ("snapshot" | "delta")) if frame["topic"] == "commands" => {
+            let commands = frame["data"]["commands"].as_array().cloned().unwrap_or_default();
+            let mut lines = vec![format!("commands {kind} #{}: {} command(s)", frame["seq"], commands.len())];
+            for c in commands {
+                let by = c["issued_by"].as_str().map_or(String::new(), |by| format!(" by {by}"));
+                lines.push(format!("  {} {} {} {}{by}", text(&c["id"]), text(&c["vehicle"]), text(&c["action"]["action"]), text(&c["state"])));
+            }
+            lines.join("\n")
+        }
+        Some(kind @ ("snapshot" | "delta")) if frame["topic"] == "events" => {
+            let events = frame["data"]["events"].as_array().cloned().unwrap_or_default();
+            let mut lines = vec![format!("events {kind} #{}: {} event(s)", frame["seq"], events.len())];
+            for e in events {
+                lines.push(format!("  {} t={}s {}", text(&e["vehicle"]), e["sim_time"], e["event"]));
             }
             lines.join("\n")
         }

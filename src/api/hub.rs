@@ -19,7 +19,7 @@ use super::protocol::Topic;
 use crate::model::{AlertRecord, Body, Envelope, EventKind, FleetStatus, Metric, TelemetryFrame, VehicleId, VehicleSummary};
 use crate::orchestrator::commands::TrackedCommand;
 use crate::orchestrator::missions::{Mission, MissionState};
-use crate::orchestrator::ports::{Changes, StateStore};
+use crate::orchestrator::ports::{Changes, Watcher};
 
 /// Deltas kept per topic for clients that resume: four minutes of the fleet topic at one
 /// delta a second.
@@ -420,20 +420,20 @@ impl Hub {
     }
 }
 
-/// The centre's state store that also feeds a [`Hub`]: whatever the centre saves goes to
-/// `inner` as before and, unchanged, to the hub (a short lock and one encoding per topic,
-/// once a simulated second).
-pub struct Feeding<S> {
-    /// The store the centre had.
-    pub inner: S,
-    /// The hub fed.
-    pub hub: Arc<Hub>,
-}
+/// The hub follows the centre: each save becomes at most one delta per topic (a short lock
+/// and one encoding per topic, once a simulated second), and the vehicles' messages feed
+/// maps, vehicle subscriptions and the events topic.
+impl Watcher for Hub {
+    fn saved(&self, changes: &Changes) {
+        self.apply(changes);
+    }
 
-impl<S: StateStore> StateStore for Feeding<S> {
-    fn save(&mut self, changes: Changes) {
-        self.hub.apply(&changes);
-        self.inner.save(changes);
+    fn heard(&self, envelopes: &[Envelope]) {
+        self.take_in(envelopes);
+    }
+
+    fn gauge(&self, name: &str, help: &str, value: f64) {
+        self.report(name, help, value);
     }
 }
 

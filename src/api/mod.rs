@@ -1,7 +1,8 @@
 //! The outward face: an authenticated WebSocket and HTTP API over the centre's state, served
-//! by `aegis run --listen ADDR`. It reads the centre only through what the centre saves (a
-//! [`hub::Feeding`] state store) and acts only through its operator channel
-//! ([`server::OperatorGate`]), so it never blocks the simulation or the centre.
+//! by `aegis run --listen ADDR` (headless or in the 3D view) and `aegis orchestrator --listen
+//! ADDR`. It reads the centre only through what the centre saves (the [`hub::Hub`] is its
+//! `Watcher`), acts only through its operator channel ([`server::OperatorGate`]) and reads
+//! history through the store's query service, so it never blocks the simulation or the centre.
 //!
 //! - [`auth`]: tokens and roles.
 //! - [`protocol`]: the WebSocket frames (docs/asyncapi.yaml).

@@ -9,14 +9,14 @@ use std::sync::Arc;
 
 use bevy::prelude::*;
 
-use crate::api::hub::{Feeding, Hub};
+use crate::api::hub::Hub;
 use crate::bus::local::{MemoryState, OperatorDesk, operator_desk};
 use crate::bus::{Backlog, Filter, SharedBus, Subscription};
 use crate::model::{MessageKind, Operation, OperatorReply};
 use crate::orchestrator::Centre;
 use crate::orchestrator::brain::Brain;
 use crate::orchestrator::policy::Policy;
-use crate::orchestrator::ports::StateStore;
+use crate::orchestrator::ports::{StateStore, Watched};
 use crate::scenario::Scenario;
 use crate::schedule::SimSystems;
 use crate::sim::SimClock;
@@ -45,7 +45,7 @@ impl LocalCentre {
         let (desk, operators) = operator_desk();
         let state = MemoryState::default();
         let store: Box<dyn StateStore> = match hub {
-            Some(hub) => Box::new(Feeding { inner: state.clone(), hub }),
+            Some(hub) => Box::new(Watched { inner: state.clone(), watcher: hub }),
             None => Box::new(state.clone()),
         };
         let centre = Centre::new(Brain::new(policy).with_scenario(scenario), Box::new(operators), store);

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::commands::TrackedCommand;
 use super::missions::{BoardCursor, Mission};
-use crate::model::{AlertRecord, FleetStatus, OperatorReply, OperatorRequest, Severity, VehicleId, VehicleSummary};
+use crate::model::{AlertRecord, Envelope, FleetStatus, OperatorReply, OperatorRequest, Severity, VehicleId, VehicleSummary};
 
 /// Where operators' requests arrive and their replies go.
 pub trait OperatorChannel: Send + Sync {
@@ -19,12 +19,49 @@ pub trait OperatorChannel: Send + Sync {
     fn reply(&mut self, request: &OperatorRequest, reply: OperatorReply);
 }
 
+impl<T: OperatorChannel + ?Sized> OperatorChannel for Box<T> {
+    fn requests(&mut self) -> Vec<OperatorRequest> {
+        (**self).requests()
+    }
+
+    fn reply(&mut self, request: &OperatorRequest, reply: OperatorReply) {
+        (**self).reply(request, reply);
+    }
+}
+
 /// Where the centre's state goes: what changed since the last save, once a second. The store
 /// keeps the records (alerts, commands, missions, vehicles) by id, so a restarted centre can
 /// take them back, and publishes the status for operators.
 pub trait StateStore: Send + Sync {
     /// Saves `changes`, without blocking.
     fn save(&mut self, changes: Changes);
+}
+
+/// Someone beside the state store who follows the centre (the API's view of the fleet): what
+/// it saves, the vehicles' messages it takes in, and gauges of the process it runs in. Every
+/// call returns at once.
+pub trait Watcher: Send + Sync {
+    /// What the centre saved.
+    fn saved(&self, changes: &Changes);
+    /// Messages from vehicles, as the centre took them in.
+    fn heard(&self, envelopes: &[Envelope]);
+    /// A gauge of the hosting process (`aegis_bus_backlog`, ...), with its help text.
+    fn gauge(&self, _name: &str, _help: &str, _value: f64) {}
+}
+
+/// A state store whose saves a [`Watcher`] sees too, before the store takes them.
+pub struct Watched<S> {
+    /// The store.
+    pub inner: S,
+    /// Who else sees each save.
+    pub watcher: std::sync::Arc<dyn Watcher>,
+}
+
+impl<S: StateStore> StateStore for Watched<S> {
+    fn save(&mut self, changes: Changes) {
+        self.watcher.saved(&changes);
+        self.inner.save(changes);
+    }
 }
 
 /// What changed since the last save.

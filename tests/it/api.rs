@@ -651,14 +651,18 @@ async fn a_vehicle_subscription_gets_that_vehicles_telemetry_downsampled_as_aske
 }
 
 /// The dashboard in Debian's chromium, driven by playwright-core (tests/browser, installed by
-/// .ci/setup): it loads against `aegis run --listen`, lists the fleet, moves its markers,
-/// charts a vehicle, shows an alert when one is raised and acknowledges it from the page.
+/// .ci/setup): it loads against `aegis run --listen --store`, lists the fleet, moves its
+/// markers, charts a vehicle, shows an alert when one is raised and acknowledges it from the
+/// page, shows the alerted vehicle's history from the store, sends it a command that it obeys,
+/// and lists events.
 #[tokio::test]
-async fn the_dashboard_in_a_real_browser_shows_the_fleet_and_acknowledges_an_alert() {
+async fn the_dashboard_in_a_real_browser_shows_the_fleet_acknowledges_an_alert_and_commands_a_vehicle() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let browser = root.join("tests/browser");
     assert!(browser.join("node_modules/playwright-core").exists(), "playwright-core is not installed in tests/browser: run .ci/setup");
-    let (mut child, addr, token) = listening_run(&["--scenario", "scenarios/coolant_leak.toml", "--duration", "3h", "--speed", "30"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("history.db").display());
+    let (mut child, addr, token) = listening_run(&["--scenario", "scenarios/coolant_leak.toml", "--duration", "3h", "--speed", "30", "--store", &store]).await;
     let screenshot = std::env::temp_dir().join(format!("aegis-dashboard-{}.png", std::process::id()));
     let output = tokio::time::timeout(
         Duration::from_secs(300),

@@ -132,3 +132,9 @@ fn the_api_reads_the_centre_through_its_ports_and_never_the_simulator_or_bevy() 
     let found = uses("api", &["crate::sim", "crate::gui", "crate::app", "bevy", "bevy_rapier3d", "crate::store::writer"]);
     assert!(found.is_empty(), "the API is an adapter around the centre:\n{}", found.join("\n"));
 }
+
+#[test]
+fn transports_carry_messages_and_know_neither_the_api_nor_the_store_nor_the_simulator() {
+    let found = uses("bus", &["crate::api", "crate::store", "crate::sim", "crate::gui", "crate::app", "bevy", "bevy_rapier3d"]);
+    assert!(found.is_empty(), "bus/ is a transport: what rides beside the centre is assembled in processes.rs:\n{}", found.join("\n"));
+}

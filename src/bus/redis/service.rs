@@ -16,12 +16,9 @@ use super::centre::{RedisOperators, RedisState};
 use super::error::TransportError;
 use super::{Backoff, Batch, ConsumerOptions, ConsumerStats, RedisBus, RedisConfig, StreamConsumer};
 use crate::bus::keys::{Family, Keys, PARTITIONS, partition_of};
-use crate::api::RunningApi;
-use crate::api::hub::{Feeding, Hub, describe_world};
-use crate::bus::local::operator_desk;
 use crate::bus::{Bus, BusStats};
 use crate::model::{Envelope, MessageKind, VehicleId};
-use crate::orchestrator::ports::JoinedOperators;
+use crate::orchestrator::ports::{JoinedOperators, OperatorChannel, StateStore, Watched, Watcher};
 use crate::orchestrator::brain::{Brain, BrainFigures, DEFAULT_OFFLINE_AFTER_S};
 use crate::orchestrator::missions::MissionState;
 use crate::orchestrator::policy::Policy;
@@ -34,9 +31,6 @@ pub enum ServiceError {
     /// The transport failed beyond its retries, or the kept state could not be read.
     #[error(transparent)]
     Transport(#[from] TransportError),
-    /// The API could not be served.
-    #[error(transparent)]
-    Api(#[from] crate::api::ApiError),
     /// The summary could not be written.
     #[error("cannot write the summary {}: {source}", path.display())]
     Summary {
@@ -66,8 +60,15 @@ pub struct OrchestratorOptions {
     pub progress_every: Duration,
     /// The fleet's scenario, for its world and missions.
     pub scenario: Option<crate::scenario::Scenario>,
-    /// Serve the WebSocket and HTTP API over this centre.
-    pub api: Option<crate::api::ApiSettings>,
+}
+
+/// What the process adds beside the centre over Redis (the API, with `--listen`).
+#[derive(Default)]
+pub struct Beside {
+    /// Follows what the centre saves and the vehicles' messages it reads.
+    pub watcher: Option<std::sync::Arc<dyn Watcher>>,
+    /// Operators' requests from elsewhere than Redis, answered there.
+    pub operators: Option<Box<dyn OperatorChannel>>,
 }
 
 impl OrchestratorOptions {
@@ -83,7 +84,6 @@ impl OrchestratorOptions {
             policy: Policy::shipped(),
             progress_every: Duration::from_secs(5),
             scenario: None,
-            api: None,
         }
     }
 }
@@ -140,8 +140,8 @@ pub struct Restored {
 }
 
 /// Runs until `shutdown` completes, then drains and returns the summary (also written to
-/// `options.summary`).
-pub async fn run(options: OrchestratorOptions, shutdown: impl Future<Output = ()>) -> Result<OrchestratorSummary, ServiceError> {
+/// `options.summary`); `beside` watches the centre and hands in more operators.
+pub async fn run(options: OrchestratorOptions, beside: Beside, shutdown: impl Future<Output = ()>) -> Result<OrchestratorSummary, ServiceError> {
     let started = Instant::now();
     let mut shutdown = std::pin::pin!(shutdown);
     let keys = options.redis.keys();
@@ -169,23 +169,17 @@ pub async fn run(options: OrchestratorOptions, shutdown: impl Future<Output = ()
     }
     let operators = RedisOperators::start(&options.redis).await?;
     let (state, state_written) = RedisState::start(connection.clone(), keys.clone());
-    let (centre, api) = match &options.api {
-        None => (Centre::new(brain, Box::new(operators), Box::new(state)), None),
-        Some(settings) => {
-            // The API reads what the centre saves and hands its operators' requests in beside
-            // those from Redis; it takes the vehicles' messages from the batches read here.
-            let world = options.scenario.as_ref().map_or(serde_json::Value::Null, |s| describe_world(&crate::world::RoadNetwork::generate(s)));
-            let hub = std::sync::Arc::new(Hub::new(world));
-            let (desk, local) = operator_desk();
-            let running = RunningApi::start(settings, hub.clone(), Some(std::sync::Arc::new(desk)), None)?;
-            let centre = Centre::new(brain, Box::new(JoinedOperators::new(operators, local)), Box::new(Feeding { inner: state, hub: hub.clone() }));
-            (centre, Some((hub, running)))
-        }
+    let operators: Box<dyn OperatorChannel> = match beside.operators {
+        Some(others) => Box::new(JoinedOperators::new(operators, others)),
+        None => Box::new(operators),
     };
-    let mut centre = centre;
+    let store: Box<dyn StateStore> = match &beside.watcher {
+        Some(watcher) => Box::new(Watched { inner: state, watcher: watcher.clone() }),
+        None => Box::new(state),
+    };
+    let mut centre = Centre::new(brain, operators, store);
     centre.restore(kept);
-    let hub = api.as_ref().map(|(hub, _)| hub.clone());
-    let mut run = Run { centre, started, keys, group: options.group.clone(), bus, hub };
+    let mut run = Run { centre, started, keys, group: options.group.clone(), bus, watcher: beside.watcher };
 
     tracing::info!("orchestrator `{}` of group `{}` reading {} partitions", options.redis.identity, options.group, PARTITIONS);
     let mut last_tick = Instant::now();
@@ -215,10 +209,6 @@ pub async fn run(options: OrchestratorOptions, shutdown: impl Future<Output = ()
     }
     run.tick();
     run.bus.close(Duration::from_secs(10));
-    // Connections closed with a reason before the summary.
-    if let Some((_, running)) = api {
-        running.stop();
-    }
     let fleet = run.centre.brain.fleet.summary();
     let counters = run.centre.counters;
     let summary = OrchestratorSummary {
@@ -266,8 +256,8 @@ struct Run {
     keys: Keys,
     group: String,
     bus: RedisBus,
-    /// The API's view of the fleet, when it serves one.
-    hub: Option<std::sync::Arc<Hub>>,
+    /// Who follows the centre beside its store.
+    watcher: Option<std::sync::Arc<dyn Watcher>>,
 }
 
 impl Run {
@@ -291,9 +281,9 @@ impl Run {
             done.push((delivery.partition, delivery.id.clone()));
         }
         self.send();
-        if let Some(hub) = &self.hub {
-            let feed: Vec<Envelope> = batch.deliveries.iter().filter(|d| matches!(d.envelope.kind(), MessageKind::Telemetry | MessageKind::Event)).map(|d| d.envelope.clone()).collect();
-            hub.take_in(&feed);
+        if let Some(watcher) = &self.watcher {
+            let heard: Vec<Envelope> = batch.deliveries.iter().filter(|d| matches!(d.envelope.kind(), MessageKind::Telemetry | MessageKind::Event)).map(|d| d.envelope.clone()).collect();
+            watcher.heard(&heard);
         }
         done.extend(batch.trimmed);
         let mut seen_updates: BTreeMap<u16, redis::Cmd> = BTreeMap::new();
@@ -319,10 +309,10 @@ impl Run {
         let now = self.now();
         self.centre.tick(sim_at, now);
         self.send();
-        if let Some(hub) = &self.hub {
+        if let Some(watcher) = &self.watcher {
             let stats = self.bus.stats();
-            hub.report("aegis_bus_published", "Messages published on the bus by this process.", stats.published as f64);
-            hub.report("aegis_bus_backlog", "Messages published but not yet confirmed by the transport.", stats.backlog as f64);
+            watcher.gauge("aegis_bus_published", "Messages published on the bus by this process.", stats.published as f64);
+            watcher.gauge("aegis_bus_backlog", "Messages published but not yet confirmed by the transport.", stats.backlog as f64);
         }
     }
 
