@@ -163,7 +163,12 @@ pub fn describe(frame: &Value) -> String {
         Some(kind @ ("snapshot" | "delta")) => {
             let vehicles = frame["data"]["vehicles"].as_object().map_or(0, |v| v.len());
             let fleet = &frame["data"]["summary"]["fleet"];
-            let summary = if fleet.is_object() { format!("; online {}/{}, on mission {}, mean health {:.2}", fleet["online"], fleet["vehicles"], fleet["vehicles_on_mission"], fleet["mean_health"].as_f64().unwrap_or(0.0)) } else { String::new() };
+            let rate = frame["data"]["summary"]["messages_per_second"].as_f64().unwrap_or(0.0);
+            let summary = if fleet.is_object() {
+                format!("; online {}/{}, on mission {}, mean health {:.2}, {rate:.0} msg/s", fleet["online"], fleet["vehicles"], fleet["vehicles_on_mission"], fleet["mean_health"].as_f64().unwrap_or(0.0))
+            } else {
+                String::new()
+            };
             format!("fleet {kind} #{}: {vehicles} vehicle(s){summary}", frame["seq"])
         }
         Some("telemetry") => {

@@ -358,7 +358,9 @@ impl Hub {
         let state = self.lock();
         let known = &state.known;
         let data = FleetData { summary: known.status.as_ref(), vehicles: known.vehicles.iter().map(|(id, s)| (*id, known.vehicle(*id, s))).collect() };
-        serde_json::to_value(&data).unwrap_or_default()
+        // Through text: readings are f32, and a value made directly would widen them (2503.9
+        // would read 2503.89990234375).
+        serde_json::to_string(&data).ok().and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default()
     }
 
     /// One vehicle's summary, for HTTP.

@@ -16,6 +16,9 @@ pub struct FleetStatus {
     pub sim_time: f64,
     /// New messages the centre has processed.
     pub messages: u64,
+    /// Messages processed per wall-clock second, over the last few seconds.
+    #[serde(default)]
+    pub messages_per_second: f64,
     /// Redeliveries dropped by (vehicle, sequence number).
     pub duplicates_dropped: u64,
     /// The fleet at a glance.

@@ -42,14 +42,19 @@ pub struct Centre {
     audit_published: usize,
     /// The newest simulation time any vehicle reported.
     latest_sim_time: f64,
+    /// (wall instant, messages processed) at each save of the last [`RATE_WINDOW`].
+    message_counts: std::collections::VecDeque<(std::time::Instant, u64)>,
     /// Counters.
     pub counters: CentreCounters,
 }
 
+/// The wall-clock window over which the status's message rate is measured.
+const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Centre {
     /// A centre running `brain`, taking requests from `operators` and saving to `store`.
     pub fn new(brain: Brain, operators: Box<dyn OperatorChannel>, store: Box<dyn StateStore>) -> Self {
-        Self { brain, operators, store, outgoing: Vec::new(), central_seq: BTreeMap::new(), audit_published: 0, latest_sim_time: 0.0, counters: CentreCounters::default() }
+        Self { brain, operators, store, outgoing: Vec::new(), central_seq: BTreeMap::new(), audit_published: 0, latest_sim_time: 0.0, message_counts: Default::default(), counters: CentreCounters::default() }
     }
 
     /// Takes back what an earlier run kept (see [`Brain::restore`]).
@@ -116,10 +121,15 @@ impl Centre {
 
     /// The fleet status as published, at simulation time `sim_at`.
     pub fn status(&self, sim_at: f64) -> FleetStatus {
+        let messages_per_second = match (self.message_counts.front(), self.message_counts.back()) {
+            (Some((since, first)), Some((until, last))) if until > since => (last - first) as f64 / until.duration_since(*since).as_secs_f64(),
+            _ => 0.0,
+        };
         FleetStatus {
             updated: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
             sim_time: sim_at,
             messages: self.counters.messages,
+            messages_per_second,
             duplicates_dropped: self.brain.fleet.duplicates,
             fleet: self.brain.overview(),
         }
@@ -143,6 +153,11 @@ impl Centre {
             .collect();
         let mut cursor = self.brain.cursor();
         cursor.central_seq = self.central_seq.clone();
+        let now = std::time::Instant::now();
+        self.message_counts.push_back((now, self.counters.messages));
+        while self.message_counts.front().is_some_and(|(at, _)| now.duration_since(*at) > RATE_WINDOW) {
+            self.message_counts.pop_front();
+        }
         let status = self.status(sim_at);
         self.store.save(Changes { status: Some(status), alerts, commands, missions, vehicles, cursor: Some(cursor) });
     }
