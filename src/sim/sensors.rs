@@ -20,13 +20,64 @@ pub(super) fn plugin(app: &mut App) {
     app.add_systems(FixedUpdate, (send_heartbeats, announce_status).chain().in_set(SimSystems::Report));
 }
 
-/// Standard deviation of a sensor's noise, as a share of its range. A metric's resolution is
-/// never coarser than this (a test checks), so quantising keeps what the noise leaves.
-fn noise_share(metric: Metric) -> f32 {
+/// How a sensor's reading departs from the truth.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Noise {
+    /// None: counted or integrated (gear, position, odometer).
+    Exact,
+    /// A measurement's noise, independent from one reading to the next; its standard deviation
+    /// a share of the metric's range.
+    White { share: f32 },
+    /// An estimate's error: a vehicle computes these from a model of what it measures (state of
+    /// charge and internal resistance by the battery management system, fuel and coolant
+    /// level through a damped gauge, pad wear, load, power and fuel rate by the engine
+    /// controller, grade from the accelerometer, road friction from wheel slip, altitude from
+    /// satellites), so the error is the model's and drifts over `tau_s` seconds rather than
+    /// jumping every reading. A first-order autoregressive process with the same standard
+    /// deviation as [`Noise::White`]: as far off at any one reading, but not from one reading
+    /// to the next, which is also what lets a store compress it.
+    Drifting { share: f32, tau_s: f32 },
+}
+
+impl Noise {
+    /// The standard deviation of the error, as a share of the metric's range.
+    fn share(self) -> f32 {
+        match self {
+            Noise::Exact => 0.0,
+            Noise::White { share } | Noise::Drifting { share, .. } => share,
+        }
+    }
+}
+
+/// Each metric's noise. A metric's resolution is never coarser than its standard deviation (a
+/// test checks), so quantising keeps what the noise leaves.
+fn noise_of(metric: Metric) -> Noise {
+    use Metric::*;
     match metric {
-        Metric::Gear | Metric::OdometerKm | Metric::PositionXM | Metric::PositionZM => 0.0,
-        Metric::ThrottlePct | Metric::BrakePedalPct | Metric::FuelLevelPct | Metric::BrakePadFrontMm | Metric::BrakePadRearMm => 0.0005,
-        _ => 0.002,
+        Gear | OdometerKm | PositionXM | PositionZM => Noise::Exact,
+        ThrottlePct | BrakePedalPct => Noise::White { share: 0.0005 },
+        FuelLevelPct | CoolantLevelPct => Noise::Drifting { share: if metric == FuelLevelPct { 0.0005 } else { 0.002 }, tau_s: 600.0 },
+        BrakePadFrontMm | BrakePadRearMm => Noise::Drifting { share: 0.0005, tau_s: 3600.0 },
+        BatterySocPct | BatteryResistanceMohm => Noise::Drifting { share: 0.002, tau_s: 600.0 },
+        EngineLoadPct | EnginePowerKw | FuelRateLph => Noise::Drifting { share: 0.002, tau_s: 60.0 },
+        GradePct | RoadFriction => Noise::Drifting { share: 0.002, tau_s: 30.0 },
+        AltitudeM => Noise::Drifting { share: 0.002, tau_s: 300.0 },
+        _ => Noise::White { share: 0.002 },
+    }
+}
+
+/// One reading's error, in the metric's units: `normal` is this reading's standard normal draw,
+/// and `drift` the metric's estimate error in standard deviations, moved on by one second.
+fn reading_error(noise: Noise, range: f32, normal: f32, drift: &mut f32) -> f32 {
+    match noise {
+        Noise::Exact => 0.0,
+        Noise::White { share } => normal * share * range,
+        Noise::Drifting { share, tau_s } => {
+            // One second of the process: keeps its variance at 1 from any start drawn from it.
+            let keep = (-1.0 / tau_s).exp();
+            *drift = keep * *drift + (1.0 - keep * keep).sqrt() * normal;
+            *drift * share * range
+        }
     }
 }
 
@@ -114,8 +165,8 @@ fn sample_telemetry(
         let mut reading = TelemetryFrame::default();
         for (i, spec) in METRICS.iter().enumerate() {
             let metric = Metric::ALL[i];
-            let noise: f32 = sensors.rng.sample(StandardNormal);
-            let mut value = truth.values[i] + noise * noise_share(metric) * (spec.max - spec.min);
+            let normal: f32 = sensors.rng.sample(StandardNormal);
+            let mut value = truth.values[i] + reading_error(noise_of(metric), spec.max - spec.min, normal, &mut sensors.estimate_error[i]);
             for failure in &faults.0 {
                 value = corrupt_reading(failure, metric, value);
             }
@@ -154,18 +205,45 @@ fn announce_status(mut vehicles: Query<(&Vehicle, &mut Navigation)>, mut outbox:
 
 #[cfg(test)]
 mod tests {
-    use crate::sim::sensors::noise_share;
+    use super::{Noise, noise_of, reading_error};
     use crate::model::{METRICS, Metric};
+    use rand::{Rng, SeedableRng, rngs::SmallRng};
+    use rand_distr::StandardNormal;
 
     #[test]
     fn no_resolution_is_coarser_than_its_sensors_noise_and_quantised_readings_read_back_the_same() {
         for (spec, &metric) in METRICS.iter().zip(Metric::ALL) {
-            let sigma = f64::from(noise_share(metric) * (spec.max - spec.min));
+            let sigma = f64::from(noise_of(metric).share() * (spec.max - spec.min));
             assert!(sigma == 0.0 || spec.resolution <= sigma / 2.0, "{}: resolution {} is coarser than half its noise {sigma}", spec.name, spec.resolution);
             for value in [spec.min, spec.max, (spec.min + spec.max) / 2.0 + 0.123] {
                 let quantised = spec.quantise(value);
                 assert_eq!(spec.from_steps(spec.steps(quantised).unwrap()), quantised, "{}: {value}", spec.name);
             }
         }
+    }
+
+    /// Sample standard deviation of the errors, and of their changes from one reading to the next.
+    fn spread(noise: Noise, readings: usize) -> (f64, f64) {
+        let mut rng = SmallRng::seed_from_u64(7);
+        let mut drift: f32 = rng.sample(StandardNormal);
+        let errors: Vec<f64> = (0..readings).map(|_| f64::from(reading_error(noise, 1.0, rng.sample(StandardNormal), &mut drift))).collect();
+        let sd = |xs: &[f64]| {
+            let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+            (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64).sqrt()
+        };
+        let steps: Vec<f64> = errors.windows(2).map(|w| w[1] - w[0]).collect();
+        (sd(&errors), sd(&steps))
+    }
+
+    #[test]
+    fn an_estimates_error_is_as_large_as_a_measurements_but_changes_slowly() {
+        let (white, white_step) = spread(Noise::White { share: 0.01 }, 200_000);
+        let (drifting, drifting_step) = spread(Noise::Drifting { share: 0.01, tau_s: 100.0 }, 200_000);
+        assert!((white - 0.01).abs() < 0.0005, "white noise's deviation {white}");
+        assert!((drifting - 0.01).abs() < 0.001, "an estimate's deviation {drifting}");
+        // Independent errors change by √2 σ a reading; one correlated over 100 s by √(2/100) σ.
+        assert!((white_step / white - 2f64.sqrt()).abs() < 0.02, "{white_step}");
+        assert!((drifting_step / drifting - (2.0f64 / 100.0).sqrt()).abs() < 0.02, "{drifting_step}");
+        assert_eq!(spread(Noise::Exact, 10), (0.0, 0.0));
     }
 }

@@ -3,10 +3,11 @@
 
 use bevy::prelude::*;
 use bevy_rapier3d::prelude::*;
-use rand::{SeedableRng, rngs::SmallRng};
+use rand::{Rng, SeedableRng, rngs::SmallRng};
+use rand_distr::StandardNormal;
 
 use super::spec::{BATTERY_MOHM, PAD_MM, VAN, VehicleSpec, spec};
-use crate::model::{ComponentHealth, EventKind, FailureMode, Metric, MissionStop, RULE_COUNT, RuleDecision, TelemetryFrame, VehicleId, VehicleModel, VehicleStatus};
+use crate::model::{ComponentHealth, EventKind, FailureMode, METRIC_COUNT, Metric, MissionStop, RULE_COUNT, RuleDecision, TelemetryFrame, VehicleId, VehicleModel, VehicleStatus};
 
 /// A vehicle's rigid body as rapier sees it: what the physics needs, and nothing else (the
 /// physics floor of `aegis bench sim` spawns these alone).
@@ -343,18 +344,32 @@ impl Default for RuleState {
     }
 }
 
-/// The vehicle's sensors: noise source and the last frame they produced.
+/// The vehicle's sensors: noise source, the errors of its estimated quantities, and the last
+/// frame they produced.
 #[derive(Component, Debug, Clone)]
 pub struct SensorState {
     /// Noise source, seeded per vehicle.
     pub rng: SmallRng,
+    /// Each estimated metric's error now, in standard deviations of its noise (see
+    /// `sim::sensors`); zero for the measured ones. Drawn at spawn from the errors' own
+    /// distribution, so a run starts as it goes on.
+    pub estimate_error: [f32; METRIC_COUNT],
     /// Last frame sent, for rates of change.
     pub last: Option<TelemetryFrame>,
 }
 
+impl SensorState {
+    /// A vehicle's sensors, their noise seeded by `seed`.
+    pub fn seeded(seed: u64) -> Self {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let estimate_error = std::array::from_fn(|_| rng.sample(StandardNormal));
+        Self { rng, estimate_error, last: None }
+    }
+}
+
 impl Default for SensorState {
     fn default() -> Self {
-        Self { rng: SmallRng::seed_from_u64(0), last: None }
+        Self::seeded(0)
     }
 }
 

@@ -5,7 +5,6 @@ use bevy::ecs::system::RunSystemOnce;
 use bevy::prelude::*;
 use bevy_rapier3d::plugin::context::{DefaultRapierContext, RapierContextEntityLink, RapierRigidBodySet};
 use bevy_rapier3d::prelude::*;
-use rand::{SeedableRng, rngs::SmallRng};
 
 use super::components::{Condition, Drive, Navigation, Plan, SensorState, Vehicle};
 use super::spec::spec;
@@ -76,7 +75,7 @@ pub(crate) fn spawn_fleet(world: &mut World) {
             drive,
             Condition::new(spec, env_model.ambient_at(&env, altitude)),
             navigation,
-            SensorState { rng: SmallRng::seed_from_u64(vehicle_seed(config.seed, id)), last: None },
+            SensorState::seeded(vehicle_seed(config.seed, id)),
             RapierContextEntityLink(context),
         )
     });
