@@ -162,6 +162,29 @@ impl Metric {
         self.spec().name
     }
 
+    /// Whether the vehicle estimates this quantity from a model of what it measures (a battery
+    /// management system's state of charge, an engine controller's load) rather than measuring
+    /// it. An estimate's error drifts rather than jumping every reading, so an estimate may
+    /// legitimately repeat exactly for many seconds. See docs/TELEMETRY.md.
+    pub fn is_estimate(self) -> bool {
+        use Metric::*;
+        matches!(
+            self,
+            BatterySocPct
+                | BatteryResistanceMohm
+                | FuelLevelPct
+                | CoolantLevelPct
+                | BrakePadFrontMm
+                | BrakePadRearMm
+                | EngineLoadPct
+                | EnginePowerKw
+                | FuelRateLph
+                | GradePct
+                | RoadFriction
+                | AltitudeM
+        )
+    }
+
     /// Looks a metric up by its wire name.
     pub fn from_name(name: &str) -> Option<Metric> {
         METRICS.iter().position(|spec| spec.name == name).map(|i| Metric::ALL[i])

@@ -29,19 +29,10 @@ pub const BELOW_AMBIENT_C: f32 = 15.0;
 /// its telemetry is stale.
 pub const STALE_AFTER_S: f64 = 30.0;
 
-/// Metrics that legitimately repeat exactly (counters, positions at rest, pedals, levels that
-/// change slowly at fine resolution), left out of the stuck-sensor check.
-const STEADY_METRICS: [Metric; 9] = [
-    Metric::Gear,
-    Metric::OdometerKm,
-    Metric::PositionXM,
-    Metric::PositionZM,
-    Metric::ThrottlePct,
-    Metric::BrakePedalPct,
-    Metric::FuelLevelPct,
-    Metric::BrakePadFrontMm,
-    Metric::BrakePadRearMm,
-];
+/// Measured metrics that legitimately repeat exactly (counters, positions at rest, pedals at
+/// rest), left out of the stuck-sensor check with every estimate ([`Metric::is_estimate`]),
+/// whose error drifts rather than jumping every reading.
+const STEADY_METRICS: [Metric; 6] = [Metric::Gear, Metric::OdometerKm, Metric::PositionXM, Metric::PositionZM, Metric::ThrottlePct, Metric::BrakePedalPct];
 
 /// Metrics whose full scale is a normal reading (a floored pedal, a full tank).
 const FULL_SCALE_NORMAL: [Metric; 8] = [
@@ -119,7 +110,7 @@ impl DataQuality {
             let value = frame.values[i];
             let track = &mut sensors.tracks[i];
 
-            if !STEADY_METRICS.contains(&metric) {
+            if !STEADY_METRICS.contains(&metric) && !metric.is_estimate() {
                 let saturated = value <= spec.min || value >= spec.max;
                 track.repeats = if value == track.last && !saturated { track.repeats.saturating_add(1) } else { 0 };
                 let stuck = track.repeats >= STUCK_AFTER;

@@ -53,17 +53,24 @@ impl Noise {
 /// test checks), so quantising keeps what the noise leaves.
 fn noise_of(metric: Metric) -> Noise {
     use Metric::*;
-    match metric {
-        Gear | OdometerKm | PositionXM | PositionZM => Noise::Exact,
-        ThrottlePct | BrakePedalPct => Noise::White { share: 0.0005 },
-        FuelLevelPct | CoolantLevelPct => Noise::Drifting { share: if metric == FuelLevelPct { 0.0005 } else { 0.002 }, tau_s: 600.0 },
-        BrakePadFrontMm | BrakePadRearMm => Noise::Drifting { share: 0.0005, tau_s: 3600.0 },
-        BatterySocPct | BatteryResistanceMohm => Noise::Drifting { share: 0.002, tau_s: 600.0 },
-        EngineLoadPct | EnginePowerKw | FuelRateLph => Noise::Drifting { share: 0.002, tau_s: 60.0 },
-        GradePct | RoadFriction => Noise::Drifting { share: 0.002, tau_s: 30.0 },
-        AltitudeM => Noise::Drifting { share: 0.002, tau_s: 300.0 },
-        _ => Noise::White { share: 0.002 },
+    let share = match metric {
+        Gear | OdometerKm | PositionXM | PositionZM => return Noise::Exact,
+        ThrottlePct | BrakePedalPct | FuelLevelPct | BrakePadFrontMm | BrakePadRearMm => 0.0005,
+        _ => 0.002,
+    };
+    if !metric.is_estimate() {
+        return Noise::White { share };
     }
+    // How long each estimate's error takes to change: a model's state (charge, wear) slowly,
+    // a controller's torque model within a minute, what the road does within half of one.
+    let tau_s = match metric {
+        BrakePadFrontMm | BrakePadRearMm => 3600.0,
+        BatterySocPct | BatteryResistanceMohm | FuelLevelPct | CoolantLevelPct => 600.0,
+        AltitudeM => 300.0,
+        EngineLoadPct | EnginePowerKw | FuelRateLph => 60.0,
+        _ => 30.0,
+    };
+    Noise::Drifting { share, tau_s }
 }
 
 /// One reading's error, in the metric's units: `normal` is this reading's standard normal draw,
@@ -71,12 +78,12 @@ fn noise_of(metric: Metric) -> Noise {
 fn reading_error(noise: Noise, range: f32, normal: f32, drift: &mut f32) -> f32 {
     match noise {
         Noise::Exact => 0.0,
-        Noise::White { share } => normal * share * range,
-        Noise::Drifting { share, tau_s } => {
+        Noise::White { .. } => normal * noise.share() * range,
+        Noise::Drifting { tau_s, .. } => {
             // One second of the process: keeps its variance at 1 from any start drawn from it.
             let keep = (-1.0 / tau_s).exp();
             *drift = keep * *drift + (1.0 - keep * keep).sqrt() * normal;
-            *drift * share * range
+            *drift * noise.share() * range
         }
     }
 }
@@ -205,7 +212,7 @@ fn announce_status(mut vehicles: Query<(&Vehicle, &mut Navigation)>, mut outbox:
 
 #[cfg(test)]
 mod tests {
-    use super::{Noise, noise_of, reading_error};
+    use crate::sim::sensors::{Noise, noise_of, reading_error};
     use crate::model::{METRICS, Metric};
     use rand::{Rng, SeedableRng, rngs::SmallRng};
     use rand_distr::StandardNormal;
