@@ -202,13 +202,15 @@ fn timescaledb_compresses_chunks_natively_and_answers_like_raw_rows() {
     assert_eq!((compressed.len() as u64, figures.segments), (2, 2), "{compressed:?}");
 
     // On disk, by the engine's own figures, indexes and TOAST included. TimescaleDB's integer
-    // codec (deltas of deltas, simple-8b) spends about 0.8 bytes on a noisy reading where the
-    // store's own segments spend 0.55: it misses the 40 bytes the segments reach (docs/STORAGE.md),
-    // and this checks it stays where it was measured.
+    // codec (deltas of deltas, simple-8b) spends 0.65-0.87 bytes on a noisy measured reading
+    // where the store's own segments spend about 0.55, and these hour-long chunks of 3 vehicles
+    // carry more overhead than the bench's 6-hour chunks of 10 (44 bytes): 55.8 bytes a
+    // vehicle-second were measured here, over the 40 the segments reach (docs/STORAGE.md), and
+    // this checks it stays there.
     let stats = one("SELECT SUM(before_compression_total_bytes)::BIGINT, SUM(after_compression_total_bytes)::BIGINT FROM chunk_compression_stats('telemetry') WHERE compression_status = 'Compressed'");
     let (before, after) = (stats[0][0].as_i64().unwrap() as f64, stats[0][1].as_i64().unwrap() as f64);
     let per_second = after / (2.0 * 3.0 * 3600.0);
-    assert!(per_second < 64.0 && before / after > 5.0, "{per_second:.1} bytes a vehicle-second ({:.1}:1)", before / after);
+    assert!(per_second < 58.0 && before / after > 5.0, "{per_second:.1} bytes a vehicle-second ({:.1}:1)", before / after);
 
     let info = block_on(aegis::store::lifecycle::info(&store)).unwrap();
     assert!(info.lifecycle.starts_with("TimescaleDB"), "{info:?}");
