@@ -351,7 +351,7 @@ pub struct SensorState {
     /// Noise source, seeded per vehicle.
     pub rng: SmallRng,
     /// Each estimated metric's error now, in standard deviations of its noise (see
-    /// `sim::sensors`); zero for the measured ones. Drawn at spawn from the errors' own
+    /// `sim::sensors`; unused for the measured ones). Drawn at spawn from the errors' own
     /// distribution, so a run starts as it goes on.
     pub estimate_error: [f32; METRIC_COUNT],
     /// Last frame sent, for rates of change.
