@@ -2,6 +2,8 @@
 //! possibly faulty sensors and sends the frame as telemetry, with ground truth beside it.
 //! Heartbeats and status changes go out here too.
 
+use std::sync::LazyLock;
+
 use bevy::prelude::*;
 use rand::Rng;
 use rand_distr::StandardNormal;
@@ -11,7 +13,7 @@ use super::environment::{Environment, EnvironmentModel};
 use super::failures::{corrupt_reading, truth_of};
 use super::outbox::Outbox;
 use super::vehicle::{Condition, Drive, Faults, Navigation, SensorState, Vehicle};
-use crate::model::{HEARTBEAT_INTERVAL_S, Body, EventKind, Heartbeat, METRICS, Metric, Telemetry, TelemetryFrame, VehicleStatus};
+use crate::model::{HEARTBEAT_INTERVAL_S, Body, EventKind, Heartbeat, METRIC_COUNT, METRICS, Metric, Telemetry, TelemetryFrame, VehicleStatus};
 use crate::schedule::SimSystems;
 
 
@@ -28,19 +30,26 @@ enum Noise {
     /// A measurement's noise, independent from one reading to the next; its standard deviation
     /// a share of the metric's range.
     White { share: f32 },
-    /// An estimate's error: a vehicle computes these from a model of what it measures (state of
-    /// charge and internal resistance by the battery management system, fuel and coolant
-    /// level through a damped gauge, pad wear, load, power and fuel rate by the engine
-    /// controller, grade from the accelerometer, road friction from wheel slip, altitude from
-    /// satellites), so the error is the model's and drifts over `tau_s` seconds rather than
-    /// jumping every reading. A first-order autoregressive process with the same standard
-    /// deviation as [`Noise::White`]: as far off at any one reading, but not from one reading
-    /// to the next, which is also what lets a store compress it.
-    Drifting { share: f32, tau_s: f32 },
+    /// An estimate's error ([`Metric::is_estimate`]): the error of the vehicle's own model of
+    /// what it measures, so it drifts rather than jumping every reading. A first-order
+    /// autoregressive process with the same standard deviation as [`Noise::White`]: as far off
+    /// at any one reading, but not from one reading to the next, which is also what lets a
+    /// store compress it. Each second the error keeps `keep` of itself and takes `fresh` of a
+    /// new draw; made by [`Noise::drifting`].
+    Drifting { share: f32, keep: f32, fresh: f32 },
 }
 
 impl Noise {
-    /// The standard deviation of the error, as a share of the metric's range.
+    /// An estimate's error, correlated over `tau_s` seconds: one second of the process keeps
+    /// its variance at 1 from any start drawn from it.
+    fn drifting(share: f32, tau_s: f32) -> Self {
+        let keep = (-1.0 / tau_s).exp();
+        Noise::Drifting { share, keep, fresh: (1.0 - keep * keep).sqrt() }
+    }
+
+    /// The standard deviation of the error, as a share of the metric's range (what the
+    /// resolutions are checked against).
+    #[cfg(test)]
     fn share(self) -> f32 {
         match self {
             Noise::Exact => 0.0,
@@ -48,6 +57,9 @@ impl Noise {
         }
     }
 }
+
+/// Every metric's noise, in metric order, worked out once rather than at every reading.
+static NOISE: LazyLock<[Noise; METRIC_COUNT]> = LazyLock::new(|| std::array::from_fn(|i| noise_of(Metric::ALL[i])));
 
 /// Each metric's noise. A metric's resolution is never coarser than its standard deviation (a
 /// test checks), so quantising keeps what the noise leaves.
@@ -70,7 +82,7 @@ fn noise_of(metric: Metric) -> Noise {
         EngineLoadPct | EnginePowerKw | FuelRateLph => 60.0,
         _ => 30.0,
     };
-    Noise::Drifting { share, tau_s }
+    Noise::drifting(share, tau_s)
 }
 
 /// One reading's error, in the metric's units: `normal` is this reading's standard normal draw,
@@ -78,12 +90,10 @@ fn noise_of(metric: Metric) -> Noise {
 fn reading_error(noise: Noise, range: f32, normal: f32, drift: &mut f32) -> f32 {
     match noise {
         Noise::Exact => 0.0,
-        Noise::White { .. } => normal * noise.share() * range,
-        Noise::Drifting { tau_s, .. } => {
-            // One second of the process: keeps its variance at 1 from any start drawn from it.
-            let keep = (-1.0 / tau_s).exp();
-            *drift = keep * *drift + (1.0 - keep * keep).sqrt() * normal;
-            *drift * noise.share() * range
+        Noise::White { share } => normal * share * range,
+        Noise::Drifting { share, keep, fresh } => {
+            *drift = keep * *drift + fresh * normal;
+            *drift * share * range
         }
     }
 }
@@ -173,7 +183,7 @@ fn sample_telemetry(
         for (i, spec) in METRICS.iter().enumerate() {
             let metric = Metric::ALL[i];
             let normal: f32 = sensors.rng.sample(StandardNormal);
-            let mut value = truth.values[i] + reading_error(noise_of(metric), spec.max - spec.min, normal, &mut sensors.estimate_error[i]);
+            let mut value = truth.values[i] + reading_error(NOISE[i], spec.max - spec.min, normal, &mut sensors.estimate_error[i]);
             for failure in &faults.0 {
                 value = corrupt_reading(failure, metric, value);
             }
@@ -245,7 +255,7 @@ mod tests {
     #[test]
     fn an_estimates_error_is_as_large_as_a_measurements_but_changes_slowly() {
         let (white, white_step) = spread(Noise::White { share: 0.01 }, 200_000);
-        let (drifting, drifting_step) = spread(Noise::Drifting { share: 0.01, tau_s: 100.0 }, 200_000);
+        let (drifting, drifting_step) = spread(Noise::drifting(0.01, 100.0), 200_000);
         assert!((white - 0.01).abs() < 0.0005, "white noise's deviation {white}");
         assert!((drifting - 0.01).abs() < 0.001, "an estimate's deviation {drifting}");
         // Independent errors change by √2 σ a reading; one correlated over 100 s by √(2/100) σ.
