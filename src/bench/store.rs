@@ -468,15 +468,16 @@ mod ceiling {
     use crate::model::{Body, Envelope};
     use crate::store::{RunInfo, Store, StoreError};
 
-    /// One row's values to bind: time, run, vehicle, seq, sim time, wall time, readings in steps.
-    pub type Values = (i64, i64, i64, f64, i64, [Option<i64>; crate::model::METRIC_COUNT]);
+    /// One row's values to bind: time, run, vehicle, seq, sim and wall time (milliseconds),
+    /// readings in steps.
+    pub type Values = (i64, i64, i64, i64, i64, [Option<i64>; crate::model::METRIC_COUNT]);
 
     /// The rows, ready for the engine: COPY text, or values to bind.
     #[derive(Clone)]
     pub enum Prepared {
         /// PostgreSQL: one COPY's text.
         Copy(String),
-        /// SQLite: (time, run, vehicle, seq, sim time, wall time, readings in steps) per row.
+        /// SQLite: (time, run, vehicle, seq, sim and wall time, readings in steps) per row.
         Rows(i64, Vec<Values>),
     }
 
@@ -485,15 +486,15 @@ mod ceiling {
         let frames = envelopes.iter().filter_map(|e| match &e.body {
             Body::Telemetry(t) => {
                 let steps = std::array::from_fn(|i| crate::model::METRICS[i].steps(t.metrics.values[i]));
-                Some((crate::store::instant(run.start, e.sim_time).unix_ms() as i64, i64::from(e.vehicle_id.0), e.seq as i64, e.sim_time, e.wall_time.unix_ms() as i64, steps))
+                Some((crate::store::instant(run.start, e.sim_time).unix_ms() as i64, i64::from(e.vehicle_id.0), e.seq as i64, (e.sim_time * 1000.0).round() as i64, e.wall_time.unix_ms() as i64, steps))
             }
             _ => None,
         });
         match store {
             Store::Postgres(_) => {
                 let mut text = String::new();
-                for (time, vehicle, seq, sim_time, wall, values) in frames {
-                    let _ = write!(text, "{}\t{run_id}\t{vehicle}\t{seq}\t{sim_time}\t{}", crate::model::WallTime::from_unix_ms(time as u64), crate::model::WallTime::from_unix_ms(wall as u64));
+                for (time, vehicle, seq, sim_ms, wall_ms, values) in frames {
+                    let _ = write!(text, "{}\t{run_id}\t{vehicle}\t{seq}\t{sim_ms}\t{wall_ms}", crate::model::WallTime::from_unix_ms(time as u64));
                     for steps in values {
                         let _ = write!(text, "\t{}", steps.unwrap_or_default());
                     }
@@ -522,7 +523,7 @@ mod ceiling {
         match (store, prepared) {
             (Store::Postgres(pg), Prepared::Copy(text)) => {
                 let columns: Vec<&str> = crate::model::METRICS.iter().map(|m| m.name).collect();
-                let statement = format!("COPY telemetry (time, run_id, vehicle_id, seq, sim_time, wall_time, {}) FROM STDIN", columns.join(", "));
+                let statement = format!("COPY telemetry (time, run_id, vehicle_id, seq, sim_ms, wall_ms, {}) FROM STDIN", columns.join(", "));
                 let mut connection = pg.pool().acquire().await?;
                 let mut copy = connection.copy_in_raw(&statement).await?;
                 copy.send(text.as_bytes()).await?;
@@ -532,10 +533,10 @@ mod ceiling {
             (Store::Sqlite(lite), Prepared::Rows(run_id, rows)) => {
                 let columns: Vec<&str> = crate::model::METRICS.iter().map(|m| m.name).collect();
                 let marks = vec!["?"; 6 + columns.len()].join(", ");
-                let sql = format!("INSERT INTO telemetry (time, run_id, vehicle_id, seq, sim_time, wall_time, {}) VALUES ({marks})", columns.join(", "));
+                let sql = format!("INSERT INTO telemetry (time, run_id, vehicle_id, seq, sim_ms, wall_ms, {}) VALUES ({marks})", columns.join(", "));
                 let mut tx = lite.pool().begin().await?;
-                for (time, vehicle, seq, sim_time, wall, values) in rows {
-                    let query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(time).bind(run_id).bind(vehicle).bind(seq).bind(sim_time).bind(wall);
+                for (time, vehicle, seq, sim_ms, wall_ms, values) in rows {
+                    let query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(time).bind(run_id).bind(vehicle).bind(seq).bind(sim_ms).bind(wall_ms);
                     values.iter().fold(query, |q, v| q.bind(*v)).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;

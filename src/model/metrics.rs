@@ -69,34 +69,34 @@ macro_rules! metrics {
 }
 
 metrics! {
-    SpeedKph => "speed_kph", "km/h", Powertrain, 0.0, 250.0, 0.2, "Vehicle speed over ground";
-    EngineRpm => "engine_rpm", "rpm", Powertrain, 0.0, 8000.0, 5.0, "Engine crankshaft speed";
-    EngineLoadPct => "engine_load_pct", "%", Powertrain, 0.0, 100.0, 0.1, "Engine torque as a share of the torque available at this rpm";
-    ThrottlePct => "throttle_pct", "%", Powertrain, 0.0, 100.0, 0.02, "Accelerator pedal position";
-    BrakePedalPct => "brake_pedal_pct", "%", Powertrain, 0.0, 100.0, 0.02, "Brake pedal position";
+    SpeedKph => "speed_kph", "km/h", Powertrain, 0.0, 250.0, 0.5, "Vehicle speed over ground";
+    EngineRpm => "engine_rpm", "rpm", Powertrain, 0.0, 8000.0, 10.0, "Engine crankshaft speed";
+    EngineLoadPct => "engine_load_pct", "%", Powertrain, 0.0, 100.0, 0.2, "Engine torque as a share of the torque available at this rpm";
+    ThrottlePct => "throttle_pct", "%", Powertrain, 0.0, 100.0, 0.05, "Accelerator pedal position";
+    BrakePedalPct => "brake_pedal_pct", "%", Powertrain, 0.0, 100.0, 0.05, "Brake pedal position";
     Gear => "gear", "-", Powertrain, 0.0, 8.0, 1.0, "Engaged gear (0 = neutral)";
-    EnginePowerKw => "engine_power_kw", "kW", Powertrain, -50.0, 600.0, 0.5, "Engine output power";
-    CoolantTempC => "coolant_temp_c", "°C", Thermal, -40.0, 150.0, 0.1, "Engine coolant temperature";
+    EnginePowerKw => "engine_power_kw", "kW", Powertrain, -50.0, 600.0, 1.0, "Engine output power";
+    CoolantTempC => "coolant_temp_c", "°C", Thermal, -40.0, 150.0, 0.2, "Engine coolant temperature";
     OilTempC => "oil_temp_c", "°C", Thermal, -40.0, 180.0, 0.2, "Engine oil temperature";
-    IntakeAirTempC => "intake_air_temp_c", "°C", Thermal, -40.0, 120.0, 0.1, "Intake manifold air temperature";
+    IntakeAirTempC => "intake_air_temp_c", "°C", Thermal, -40.0, 120.0, 0.2, "Intake manifold air temperature";
     TransmissionTempC => "transmission_temp_c", "°C", Thermal, -40.0, 160.0, 0.2, "Transmission fluid temperature";
-    OilPressureKpa => "oil_pressure_kpa", "kPa", Fluids, 0.0, 800.0, 0.5, "Engine oil gallery pressure";
-    CoolantLevelPct => "coolant_level_pct", "%", Fluids, 0.0, 100.0, 0.1, "Coolant expansion tank level";
-    FuelLevelPct => "fuel_level_pct", "%", Fluids, 0.0, 100.0, 0.02, "Fuel tank level";
-    FuelRateLph => "fuel_rate_lph", "L/h", Fluids, 0.0, 150.0, 0.1, "Instantaneous fuel consumption";
-    BatteryVoltageV => "battery_voltage_v", "V", Electrical, 0.0, 32.0, 0.02, "Battery terminal voltage (24 V system)";
-    BatteryCurrentA => "battery_current_a", "A", Electrical, -600.0, 300.0, 0.5, "Battery current, positive when charging";
-    BatterySocPct => "battery_soc_pct", "%", Electrical, 0.0, 100.0, 0.1, "Battery state of charge";
-    BatteryTempC => "battery_temp_c", "°C", Electrical, -40.0, 90.0, 0.1, "Battery pack temperature";
+    OilPressureKpa => "oil_pressure_kpa", "kPa", Fluids, 0.0, 800.0, 1.0, "Engine oil gallery pressure";
+    CoolantLevelPct => "coolant_level_pct", "%", Fluids, 0.0, 100.0, 0.2, "Coolant expansion tank level";
+    FuelLevelPct => "fuel_level_pct", "%", Fluids, 0.0, 100.0, 0.05, "Fuel tank level";
+    FuelRateLph => "fuel_rate_lph", "L/h", Fluids, 0.0, 150.0, 0.2, "Instantaneous fuel consumption";
+    BatteryVoltageV => "battery_voltage_v", "V", Electrical, 0.0, 32.0, 0.05, "Battery terminal voltage (24 V system)";
+    BatteryCurrentA => "battery_current_a", "A", Electrical, -600.0, 300.0, 1.0, "Battery current, positive when charging";
+    BatterySocPct => "battery_soc_pct", "%", Electrical, 0.0, 100.0, 0.2, "Battery state of charge";
+    BatteryTempC => "battery_temp_c", "°C", Electrical, -40.0, 90.0, 0.2, "Battery pack temperature";
     BatteryResistanceMohm => "battery_resistance_mohm", "mΩ", Electrical, 0.0, 200.0, 0.2, "Estimated battery internal resistance";
-    BrakePadFrontMm => "brake_pad_front_mm", "mm", Brakes, 0.0, 25.0, 0.005, "Front brake pad thickness";
-    BrakePadRearMm => "brake_pad_rear_mm", "mm", Brakes, 0.0, 25.0, 0.005, "Rear brake pad thickness";
-    BrakeTempFrontC => "brake_temp_front_c", "°C", Brakes, -40.0, 900.0, 0.5, "Front brake disc temperature";
-    BrakeTempRearC => "brake_temp_rear_c", "°C", Brakes, -40.0, 900.0, 0.5, "Rear brake disc temperature";
-    TyrePressureFlKpa => "tyre_pressure_fl_kpa", "kPa", Tyres, 0.0, 1200.0, 1.0, "Front-left tyre pressure";
-    TyrePressureFrKpa => "tyre_pressure_fr_kpa", "kPa", Tyres, 0.0, 1200.0, 1.0, "Front-right tyre pressure";
-    TyrePressureRlKpa => "tyre_pressure_rl_kpa", "kPa", Tyres, 0.0, 1200.0, 1.0, "Rear-left tyre pressure";
-    TyrePressureRrKpa => "tyre_pressure_rr_kpa", "kPa", Tyres, 0.0, 1200.0, 1.0, "Rear-right tyre pressure";
+    BrakePadFrontMm => "brake_pad_front_mm", "mm", Brakes, 0.0, 25.0, 0.01, "Front brake pad thickness";
+    BrakePadRearMm => "brake_pad_rear_mm", "mm", Brakes, 0.0, 25.0, 0.01, "Rear brake pad thickness";
+    BrakeTempFrontC => "brake_temp_front_c", "°C", Brakes, -40.0, 900.0, 1.0, "Front brake disc temperature";
+    BrakeTempRearC => "brake_temp_rear_c", "°C", Brakes, -40.0, 900.0, 1.0, "Rear brake disc temperature";
+    TyrePressureFlKpa => "tyre_pressure_fl_kpa", "kPa", Tyres, 0.0, 1200.0, 2.0, "Front-left tyre pressure";
+    TyrePressureFrKpa => "tyre_pressure_fr_kpa", "kPa", Tyres, 0.0, 1200.0, 2.0, "Front-right tyre pressure";
+    TyrePressureRlKpa => "tyre_pressure_rl_kpa", "kPa", Tyres, 0.0, 1200.0, 2.0, "Rear-left tyre pressure";
+    TyrePressureRrKpa => "tyre_pressure_rr_kpa", "kPa", Tyres, 0.0, 1200.0, 2.0, "Rear-right tyre pressure";
     TyreTempFlC => "tyre_temp_fl_c", "°C", Tyres, -40.0, 200.0, 0.2, "Front-left tyre temperature";
     TyreTempFrC => "tyre_temp_fr_c", "°C", Tyres, -40.0, 200.0, 0.2, "Front-right tyre temperature";
     TyreTempRlC => "tyre_temp_rl_c", "°C", Tyres, -40.0, 200.0, 0.2, "Rear-left tyre temperature";
@@ -109,17 +109,17 @@ metrics! {
     VibrationWheelRrG => "vibration_wheel_rr_g", "g", Vibration, 0.0, 20.0, 0.02, "Rear-right hub vibration, RMS";
     PositionXM => "position_x_m", "m", Position, -100000.0, 100000.0, 0.1, "East position in the world frame";
     PositionZM => "position_z_m", "m", Position, -100000.0, 100000.0, 0.1, "South position in the world frame";
-    AltitudeM => "altitude_m", "m", Position, -500.0, 5000.0, 5.0, "Altitude above sea level";
-    HeadingDeg => "heading_deg", "°", Position, 0.0, 360.0, 0.2, "Heading, clockwise from north";
-    AccelLongG => "accel_long_g", "g", Position, -3.0, 3.0, 0.005, "Longitudinal acceleration";
-    AccelLatG => "accel_lat_g", "g", Position, -3.0, 3.0, 0.005, "Lateral acceleration";
-    YawRateDps => "yaw_rate_dps", "°/s", Position, -180.0, 180.0, 0.2, "Yaw rate";
-    GradePct => "grade_pct", "%", Position, -40.0, 40.0, 0.05, "Road grade along the heading, positive uphill";
+    AltitudeM => "altitude_m", "m", Position, -500.0, 5000.0, 10.0, "Altitude above sea level";
+    HeadingDeg => "heading_deg", "°", Position, 0.0, 360.0, 0.5, "Heading, clockwise from north";
+    AccelLongG => "accel_long_g", "g", Position, -3.0, 3.0, 0.01, "Longitudinal acceleration";
+    AccelLatG => "accel_lat_g", "g", Position, -3.0, 3.0, 0.01, "Lateral acceleration";
+    YawRateDps => "yaw_rate_dps", "°/s", Position, -180.0, 180.0, 0.5, "Yaw rate";
+    GradePct => "grade_pct", "%", Position, -40.0, 40.0, 0.1, "Road grade along the heading, positive uphill";
     OdometerKm => "odometer_km", "km", Position, 0.0, 5000000.0, 0.005, "Distance travelled";
-    AmbientTempC => "ambient_temp_c", "°C", Environment, -50.0, 60.0, 0.1, "Outside air temperature";
-    PrecipitationMmH => "precipitation_mm_h", "mm/h", Environment, 0.0, 100.0, 0.1, "Rain rate at the vehicle";
-    RoadFriction => "road_friction", "μ", Environment, 0.0, 1.2, 0.001, "Estimated tyre-road friction coefficient";
-    WindSpeedMps => "wind_speed_mps", "m/s", Environment, 0.0, 60.0, 0.05, "Wind speed";
+    AmbientTempC => "ambient_temp_c", "°C", Environment, -50.0, 60.0, 0.2, "Outside air temperature";
+    PrecipitationMmH => "precipitation_mm_h", "mm/h", Environment, 0.0, 100.0, 0.2, "Rain rate at the vehicle";
+    RoadFriction => "road_friction", "μ", Environment, 0.0, 1.2, 0.002, "Estimated tyre-road friction coefficient";
+    WindSpeedMps => "wind_speed_mps", "m/s", Environment, 0.0, 60.0, 0.1, "Wind speed";
 }
 
 impl MetricSpec {

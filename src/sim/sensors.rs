@@ -30,17 +30,18 @@ enum Noise {
     /// A measurement's noise, independent from one reading to the next; its standard deviation
     /// a share of the metric's range.
     White { share: f32 },
-    /// An estimate's error ([`Metric::is_estimate`]): the error of the vehicle's own model of
-    /// what it measures, so it drifts rather than jumping every reading. A first-order
-    /// autoregressive process with the same standard deviation as [`Noise::White`]: as far off
-    /// at any one reading, but not from one reading to the next, which is also what lets a
-    /// store compress it. Each second the error keeps `keep` of itself and takes `fresh` of a
-    /// new draw; made by [`Noise::drifting`].
+    /// An error that carries over from one reading to the next, so it drifts rather than
+    /// jumping every reading: an estimate's ([`Metric::is_estimate`]: the vehicle's own model
+    /// of what it measures), or a temperature probe's (its thermal lag and the controller's
+    /// smoothing). A first-order autoregressive process with the same standard deviation as
+    /// [`Noise::White`]: as far off at any one reading, but not from one reading to the next,
+    /// which is also what lets a store compress it. Each second the error keeps `keep` of
+    /// itself and takes `fresh` of a new draw; made by [`Noise::drifting`].
     Drifting { share: f32, keep: f32, fresh: f32 },
 }
 
 impl Noise {
-    /// An estimate's error, correlated over `tau_s` seconds: one second of the process keeps
+    /// An error correlated over `tau_s` seconds: one second of the process keeps
     /// its variance at 1 from any start drawn from it.
     fn drifting(share: f32, tau_s: f32) -> Self {
         let keep = (-1.0 / tau_s).exp();
@@ -61,8 +62,9 @@ impl Noise {
 /// Every metric's noise, in metric order, worked out once rather than at every reading.
 static NOISE: LazyLock<[Noise; METRIC_COUNT]> = LazyLock::new(|| std::array::from_fn(|i| noise_of(Metric::ALL[i])));
 
-/// Each metric's noise. A metric's resolution is never coarser than its standard deviation (a
-/// test checks), so quantising keeps what the noise leaves.
+/// Each metric's noise. A noisy metric's resolution is the coarsest 1-2-5 step within one
+/// standard deviation (a test checks): rounding to it adds at most a twelfth of the noise's
+/// variance, and each reading costs a store about a bit less than at half the step.
 fn noise_of(metric: Metric) -> Noise {
     use Metric::*;
     let share = match metric {
@@ -70,6 +72,11 @@ fn noise_of(metric: Metric) -> Noise {
         ThrottlePct | BrakePedalPct | FuelLevelPct | BrakePadFrontMm | BrakePadRearMm => 0.0005,
         _ => 0.002,
     };
+    // A temperature probe's reading lags the fluid, disc or tyre by seconds, and the controller
+    // smooths it further: its error changes over about ten.
+    if metric.spec().unit == "°C" {
+        return Noise::drifting(share, 10.0);
+    }
     if !metric.is_estimate() {
         return Noise::White { share };
     }
@@ -86,7 +93,7 @@ fn noise_of(metric: Metric) -> Noise {
 }
 
 /// One reading's error, in the metric's units: `normal` is this reading's standard normal draw,
-/// and `drift` the metric's estimate error in standard deviations, moved on by one second.
+/// and `drift` the metric's carried error in standard deviations, moved on by one second.
 fn reading_error(noise: Noise, range: f32, normal: f32, drift: &mut f32) -> f32 {
     match noise {
         Noise::Exact => 0.0,
@@ -183,7 +190,7 @@ fn sample_telemetry(
         for (i, spec) in METRICS.iter().enumerate() {
             let metric = Metric::ALL[i];
             let normal: f32 = sensors.rng.sample(StandardNormal);
-            let mut value = truth.values[i] + reading_error(NOISE[i], spec.max - spec.min, normal, &mut sensors.estimate_error[i]);
+            let mut value = truth.values[i] + reading_error(NOISE[i], spec.max - spec.min, normal, &mut sensors.carried_error[i]);
             for failure in &faults.0 {
                 value = corrupt_reading(failure, metric, value);
             }
@@ -227,11 +234,26 @@ mod tests {
     use rand::{Rng, SeedableRng, rngs::SmallRng};
     use rand_distr::StandardNormal;
 
+    /// The next step after `step` in the series 1, 2, 5, 10, 20, 50... (times any power of ten).
+    fn coarser(step: f64) -> f64 {
+        let decade = 10f64.powf(step.log10().floor());
+        match (step / decade).round() as u32 {
+            1 => 2.0 * decade,
+            2 => 5.0 * decade,
+            _ => 10.0 * decade,
+        }
+    }
+
     #[test]
-    fn no_resolution_is_coarser_than_its_sensors_noise_and_quantised_readings_read_back_the_same() {
+    fn each_noisy_resolution_is_the_coarsest_step_within_its_noise_and_quantised_readings_read_back_the_same() {
         for (spec, &metric) in METRICS.iter().zip(Metric::ALL) {
             let sigma = f64::from(noise_of(metric).share() * (spec.max - spec.min));
-            assert!(sigma == 0.0 || spec.resolution <= sigma / 2.0, "{}: resolution {} is coarser than half its noise {sigma}", spec.name, spec.resolution);
+            if sigma > 0.0 {
+                // A 1-2-5 step, the largest at or under one standard deviation (with a margin
+                // for the f32 shares).
+                assert!(spec.resolution <= sigma * 1.000_001, "{}: resolution {} is coarser than its noise {sigma}", spec.name, spec.resolution);
+                assert!(coarser(spec.resolution) > sigma * 1.000_001, "{}: resolution {} could be {} within its noise {sigma}", spec.name, spec.resolution, coarser(spec.resolution));
+            }
             for value in [spec.min, spec.max, (spec.min + spec.max) / 2.0 + 0.123] {
                 let quantised = spec.quantise(value);
                 assert_eq!(spec.from_steps(spec.steps(quantised).unwrap()), quantised, "{}: {value}", spec.name);

@@ -19,7 +19,7 @@ pub const ALL_TIME: (i64, i64) = (-62_135_596_800_000, 253_402_300_800_000);
 pub(super) fn frame_columns(store: &Store, prefix: &str, metrics: &[Metric]) -> String {
     let d = store.dialect();
     let metrics: Vec<String> = metrics.iter().map(|m| format!("{prefix}{}", m.name())).collect();
-    format!("{}, {prefix}seq, {prefix}sim_time, {}, {}", d.ms(&format!("{prefix}time")), d.ms(&format!("{prefix}wall_time")), metrics.join(", "))
+    format!("{}, {prefix}seq, {prefix}sim_ms, {prefix}wall_ms, {}", d.ms(&format!("{prefix}time")), metrics.join(", "))
 }
 
 /// A frame from the cells `frame_columns` selected for `metrics`, starting at cell `at`.
@@ -29,7 +29,7 @@ pub(super) fn frame_of(row: &[serde_json::Value], at: usize, metrics: &[Metric])
     for (i, metric) in metrics.iter().enumerate() {
         steps[*metric as usize] = int(4 + i)?;
     }
-    Ok(Frame { time_ms: int(0)?, seq: int(1)?, sim_time: row.get(at + 2).and_then(serde_json::Value::as_f64).unwrap_or_default(), wall_ms: int(3)?, steps })
+    Ok(Frame { time_ms: int(0)?, seq: int(1)?, sim_time: int(2)? as f64 / 1000.0, wall_ms: int(3)?, steps })
 }
 
 /// A frame's reading of `metric`, in its unit.

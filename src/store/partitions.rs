@@ -77,10 +77,13 @@ pub async fn set_up(pool: &PgPool) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// `telemetry_readings`: the rows in the metrics' units, as migration 0004 made it.
+/// `telemetry_readings`: the rows in the metrics' units, as migration 0006 made it.
 fn readings_view() -> String {
     let readings: Vec<String> = METRICS.iter().map(|m| format!("{0} * CAST({1:?} AS DOUBLE PRECISION) AS {0}", m.name, m.resolution)).collect();
-    format!("CREATE VIEW telemetry_readings AS SELECT time, run_id, vehicle_id, seq, sim_time, wall_time, {} FROM telemetry", readings.join(", "))
+    format!(
+        "CREATE VIEW telemetry_readings AS SELECT time, run_id, vehicle_id, seq, sim_ms / CAST(1000 AS DOUBLE PRECISION) AS sim_time, to_timestamp(wall_ms / CAST(1000 AS DOUBLE PRECISION)) AS wall_time, {} FROM telemetry",
+        readings.join(", ")
+    )
 }
 
 impl Days {

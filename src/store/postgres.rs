@@ -127,9 +127,9 @@ struct Table {
 }
 
 impl Table {
-    fn new(name: &'static str, own: &[(&'static str, Kind)]) -> Self {
-        let key = [("time", Kind::Time), ("run_id", Kind::Int), ("vehicle_id", Kind::Int), ("seq", Kind::Int), ("sim_time", Kind::Float), ("wall_time", Kind::Time)];
-        let columns: Vec<(&'static str, Kind)> = key.into_iter().chain(own.iter().copied()).collect();
+    fn new(name: &'static str, clocks: [(&'static str, Kind); 2], own: &[(&'static str, Kind)]) -> Self {
+        let key = [("time", Kind::Time), ("run_id", Kind::Int), ("vehicle_id", Kind::Int), ("seq", Kind::Int)];
+        let columns: Vec<(&'static str, Kind)> = key.into_iter().chain(clocks).chain(own.iter().copied()).collect();
         let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
         let copy = format!("COPY {name} ({}) FROM STDIN", names.join(", "));
         let arrays: Vec<String> = columns
@@ -166,15 +166,21 @@ impl Table {
     }
 }
 
+/// A message's simulated and wall-clock times, after its key; telemetry's as integer
+/// milliseconds, which its codecs compress to almost nothing (migration 0006).
+const CLOCKS: [(&str, Kind); 2] = [("sim_time", Kind::Float), ("wall_time", Kind::Time)];
+const TELEMETRY_CLOCKS: [(&str, Kind); 2] = [("sim_ms", Kind::Int), ("wall_ms", Kind::Int)];
+
 /// The message tables, in the order [`table_of`] numbers them.
 static TABLES: LazyLock<[Table; 7]> = LazyLock::new(|| {
     let metrics: Vec<(&'static str, Kind)> = METRICS.iter().map(|m| (m.name, Kind::Steps)).collect();
     [
-        Table::new("telemetry", &metrics),
-        Table::new("events", &[("event", Kind::Text), ("detail", Kind::Json)]),
-        Table::new("heartbeats", &[("status", Kind::Text), ("uptime_s", Kind::Float)]),
+        Table::new("telemetry", TELEMETRY_CLOCKS, &metrics),
+        Table::new("events", CLOCKS, &[("event", Kind::Text), ("detail", Kind::Json)]),
+        Table::new("heartbeats", CLOCKS, &[("status", Kind::Text), ("uptime_s", Kind::Float)]),
         Table::new(
             "alerts",
+            CLOCKS,
             &[
                 ("alert_id", Kind::Text),
                 ("component", Kind::Text),
@@ -190,9 +196,9 @@ static TABLES: LazyLock<[Table; 7]> = LazyLock::new(|| {
                 ("record", Kind::Json),
             ],
         ),
-        Table::new("commands", &[("command_id", Kind::Text), ("action", Kind::Text), ("detail", Kind::Json), ("ttl_s", Kind::Float)]),
-        Table::new("command_acks", &[("command_id", Kind::Text), ("outcome", Kind::Text), ("detail", Kind::Text)]),
-        Table::new("presence", &[("online", Kind::Bool), ("last_seen_sim_time", Kind::Float), ("silent_s", Kind::Float)]),
+        Table::new("commands", CLOCKS, &[("command_id", Kind::Text), ("action", Kind::Text), ("detail", Kind::Json), ("ttl_s", Kind::Float)]),
+        Table::new("command_acks", CLOCKS, &[("command_id", Kind::Text), ("outcome", Kind::Text), ("detail", Kind::Text)]),
+        Table::new("presence", CLOCKS, &[("online", Kind::Bool), ("last_seen_sim_time", Kind::Float), ("silent_s", Kind::Float)]),
     ]
 });
 
@@ -212,7 +218,11 @@ fn table_index(row: &Row) -> usize {
 /// The table a row goes to, and its values in that table's column order.
 fn table_of(run_id: i64, row: &Row) -> (usize, Vec<Field<'_>>) {
     let key = row.key();
-    let mut fields = vec![Field::Time(key.time_ms), Field::Int(run_id), Field::Int(key.vehicle), Field::Int(key.seq), Field::Float(key.sim_time), Field::Time(key.wall_ms)];
+    let mut fields = vec![Field::Time(key.time_ms), Field::Int(run_id), Field::Int(key.vehicle), Field::Int(key.seq)];
+    match row {
+        Row::Telemetry(..) => fields.extend([Field::Int(key.sim_ms()), Field::Int(key.wall_ms)]),
+        _ => fields.extend([Field::Float(key.sim_time), Field::Time(key.wall_ms)]),
+    }
     fn text(s: &str) -> Field<'_> {
         Field::Text(Some(Cow::Borrowed(s)))
     }
@@ -268,12 +278,16 @@ impl PostgresStore {
         // instead of waiting.
         let pool = PgPoolOptions::new().max_connections(options.max_connections).acquire_timeout(Duration::from_secs(5)).connect_with(connect).await?;
         let mut store = Self { pool, ingest: Arc::new(Mutex::new(ingest)), timescale: None, days: None, path: String::new() };
+        let recompress = timescale::before_migrations(&store.pool).await?;
         store.migrate().await?;
         let offered = timescale::offered(&store.pool).await?;
         let (hypertable, partitioned) = (timescale::is_hypertable(&store.pool).await?, partitions::is_partitioned(&store.pool).await?);
         store.path = match (offered, options.timescaledb || hypertable) {
             (Some(version), true) if !partitioned => {
                 timescale::set_up(&store.pool, options.chunk_interval).await?;
+                if let Some(chunks) = &recompress {
+                    timescale::after_migrations(&store.pool, chunks).await?;
+                }
                 let path = format!(
                     "TimescaleDB {version}: telemetry is a hypertable in {} chunks, compressed natively (segment by run_id, vehicle_id; order by time, seq) and rolled up by the continuous aggregates telemetry_hourly and telemetry_daily at the writer's watermark of simulated time; days past the retention age exported to Parquet, then their chunks dropped",
                     humantime::format_duration(timescale::chunk_interval(&store.pool).await?.unwrap_or(options.chunk_interval))

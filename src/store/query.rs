@@ -236,7 +236,7 @@ async fn buckets(store: &Store, run_id: i64, vehicle: i64, (from_ms, to_ms): (i6
     // The numbers written into the text are computed here, never taken from input.
     let aggregates: Vec<String> = metrics.iter().map(|m| format!("MIN({0}), {1}, MAX({0})", m.name(), d.int(&format!("SUM({})", m.name())))).collect();
     let sql = format!(
-        "SELECT {} AS bucket, MIN(sim_time), COUNT(*), {} FROM telemetry
+        "SELECT {} AS bucket, MIN(sim_ms), COUNT(*), {} FROM telemetry
          WHERE run_id = ? AND vehicle_id = ? AND time >= {at} AND time < {at} GROUP BY bucket",
         store.bucket_ms("time", every_ms, from_ms),
         aggregates.join(", ")
@@ -245,7 +245,7 @@ async fn buckets(store: &Store, run_id: i64, vehicle: i64, (from_ms, to_ms): (i6
     let int = |cell: &Cell| cell.as_i64().unwrap_or_default();
     for row in store.fetch(&sql, vec![Param::Int(run_id), Param::Int(vehicle), Param::Int(from_ms), Param::Int(to_ms)]).await? {
         let metrics = (0..metrics.len()).map(|i| (int(&row[3 + 3 * i]), int(&row[4 + 3 * i]), int(&row[5 + 3 * i]))).collect();
-        buckets.insert(int(&row[0]), Bucket { first_sim_time: row[1].as_f64().unwrap_or_default(), frames: int(&row[2]), metrics });
+        buckets.insert(int(&row[0]), Bucket { first_sim_time: int(&row[1]) as f64 / 1000.0, frames: int(&row[2]), metrics });
     }
     frames::each_compacted(store, run_id, Some(vehicle), from_ms, to_ms, |_, frame| {
         let steps = metrics.iter().map(|&m| frame.steps[m as usize]);

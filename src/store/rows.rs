@@ -23,6 +23,14 @@ pub struct Key {
     pub wall_ms: i64,
 }
 
+impl Key {
+    /// Simulation time in whole milliseconds, as telemetry keeps it: its steps are 0.05 s, whose
+    /// sums of doubles stray in the last bit.
+    pub fn sim_ms(&self) -> i64 {
+        (self.sim_time * 1000.0).round() as i64
+    }
+}
+
 /// One envelope's row, by table. Serialised (as JSON) only into the spool and dead letters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "table", content = "row", rename_all = "snake_case")]

@@ -8,13 +8,14 @@
 //! rate), each as a zigzag varint. zstd then takes what the noise leaves, about the noise's own
 //! entropy. Decoding gives back exactly the frames encoded.
 //!
-//! Layout: `AEGS`, a version byte, then zstd of: the frame count (varint), a flag byte (1 when
+//! Layout: `AEGS`, a version byte (2; version 1 held steps of the finer resolutions of before,
+//! and is rescaled on reading), then zstd of: the frame count (varint), a flag byte (1 when
 //! every `sim_time` is a whole number of milliseconds, so it is a column of integers; else its
 //! bits are stored raw), then the columns in order (time, seq, sim time, wall time, each metric),
 //! each a method byte followed by its varints.
 
 use super::StoreError;
-use crate::model::METRIC_COUNT;
+use crate::model::{METRIC_COUNT, METRICS};
 
 /// One frame as the store keeps it.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,7 +33,29 @@ pub struct Frame {
 }
 
 const MAGIC: &[u8; 4] = b"AEGS";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+
+/// Each metric's resolution when version 1 was written, in wire order: at or under half the
+/// noise, where today's is the coarsest step within it (docs/TELEMETRY.md). Today's is 1, 2 or
+/// 2.5 times each (a test checks).
+const V1_RESOLUTIONS: [f64; METRIC_COUNT] = [
+    0.2, 5.0, 0.1, 0.02, 0.02, 1.0, 0.5, 0.1, 0.2, 0.1, 0.2, 0.5,
+    0.1, 0.02, 0.1, 0.02, 0.5, 0.1, 0.1, 0.2, 0.005, 0.005, 0.5, 0.5,
+    1.0, 1.0, 1.0, 1.0, 0.2, 0.2, 0.2, 0.2, 0.02, 0.02, 0.02, 0.02,
+    0.02, 0.02, 0.1, 0.1, 5.0, 0.2, 0.005, 0.005, 0.2, 0.05, 0.005, 0.1,
+    0.1, 0.001, 0.05,
+];
+
+/// Version 1's `steps` of `metric` in steps of today's resolution, the nearest (a half away
+/// from zero, as the migrations' `round` of a NUMERIC): in integers, since 2.5 is no binary
+/// fraction.
+fn rescaled_from_v1(steps: i64, metric: usize) -> i64 {
+    // Today's step in halves of version 1's: 2, 4 or 5.
+    let halves = (2.0 * METRICS[metric].resolution / V1_RESOLUTIONS[metric]).round() as i64;
+    let twice = steps.saturating_mul(2);
+    let nearest = (twice.unsigned_abs() + halves.unsigned_abs() / 2) / halves.unsigned_abs();
+    (nearest as i64) * twice.signum()
+}
 /// zstd's level: 9 packs noise-heavy columns a little tighter than the default 3 at a cost
 /// the compactor, which runs once per vehicle-hour, does not notice.
 const LEVEL: i32 = 9;
@@ -166,8 +189,8 @@ pub fn encode(frames: &[Frame]) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<Vec<Frame>, StoreError> {
     let body = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| corrupt("it does not begin with AEGS"))?;
     let (&version, packed) = body.split_first().ok_or_else(|| corrupt("it has no version"))?;
-    if version != VERSION {
-        return Err(corrupt(&format!("version {version} is not one this build reads ({VERSION})")));
+    if version != VERSION && version != 1 {
+        return Err(corrupt(&format!("version {version} is not one this build reads (1 or {VERSION})")));
     }
     // A frame takes well under 1 KiB unpacked: bound what a corrupt header can ask for.
     let raw = zstd::bulk::decompress(packed, 64 << 20).map_err(|e| corrupt(&format!("zstd: {e}")))?;
@@ -192,7 +215,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Frame>, StoreError> {
         .collect();
     for metric in 0..METRIC_COUNT {
         for (frame, steps) in frames.iter_mut().zip(reader.column(n)?) {
-            frame.steps[metric] = steps;
+            frame.steps[metric] = if version == 1 { rescaled_from_v1(steps, metric) } else { steps };
         }
     }
     if reader.at != raw.len() {
@@ -231,6 +254,29 @@ mod tests {
         let mut odd = frames(10);
         odd[3].sim_time = 3.000_000_1;
         assert_eq!(decode(&encode(&odd)).unwrap(), odd, "a sim time between milliseconds");
+    }
+
+    #[test]
+    fn a_version_1_segment_reads_in_steps_of_todays_resolutions() {
+        use crate::model::Metric;
+        let mut frame = frames(1).remove(0);
+        frame.steps = [0; METRIC_COUNT];
+        // 1.0 km/h in 0.2 km/h steps; 25 rpm in 5 rpm ones (half way between 20 and 30: away
+        // from zero); -25 rpm; a gear, whose step did not change.
+        let mut rpm_down = frame.clone();
+        (frame.steps[Metric::SpeedKph as usize], frame.steps[Metric::EngineRpm as usize], frame.steps[Metric::Gear as usize]) = (5, 5, 3);
+        rpm_down.steps[Metric::EngineRpm as usize] = -5;
+        let mut bytes = encode(&[frame, rpm_down]);
+        bytes[4] = 1;
+        let read = decode(&bytes).unwrap();
+        assert_eq!(Metric::SpeedKph.spec().resolution, 0.5);
+        assert_eq!(Metric::EngineRpm.spec().resolution, 10.0);
+        assert_eq!((read[0].steps[Metric::SpeedKph as usize], read[0].steps[Metric::EngineRpm as usize], read[0].steps[Metric::Gear as usize]), (2, 3, 3));
+        assert_eq!(read[1].steps[Metric::EngineRpm as usize], -3);
+        for (spec, old) in METRICS.iter().zip(V1_RESOLUTIONS) {
+            let halves = 2.0 * spec.resolution / old;
+            assert!([2.0, 4.0, 5.0].iter().any(|h| (halves - h).abs() < 1e-9), "{}: {} from {old}", spec.name, spec.resolution);
+        }
     }
 
     #[test]

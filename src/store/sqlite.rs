@@ -25,7 +25,7 @@ pub struct SqliteStore {
 static TELEMETRY_INSERT: LazyLock<String> = LazyLock::new(|| {
     let columns: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
     let marks = vec!["?"; 6 + columns.len()].join(", ");
-    format!("INSERT INTO telemetry (time, run_id, vehicle_id, seq, sim_time, wall_time, {}) VALUES ({marks}) ON CONFLICT DO NOTHING", columns.join(", "))
+    format!("INSERT INTO telemetry (time, run_id, vehicle_id, seq, sim_ms, wall_ms, {}) VALUES ({marks}) ON CONFLICT DO NOTHING", columns.join(", "))
 });
 
 type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
@@ -173,7 +173,8 @@ async fn insert(tx: &mut Transaction<'_, Sqlite>, run_id: i64, row: &Row) -> Res
         Row::Telemetry(key, telemetry) => {
             // A reading that is not a number binds NULL, which the column refuses: dead-lettered,
             // never stored as some other number.
-            METRICS.iter().zip(&telemetry.metrics.values).fold(keyed(TELEMETRY_INSERT.as_str(), run_id, key), |query, (spec, value)| query.bind(spec.steps(*value)))
+            let query = sqlx::query(TELEMETRY_INSERT.as_str()).bind(key.time_ms).bind(run_id).bind(key.vehicle).bind(key.seq).bind(key.sim_ms()).bind(key.wall_ms);
+            METRICS.iter().zip(&telemetry.metrics.values).fold(query, |query, (spec, value)| query.bind(spec.steps(*value)))
         }
         Row::Event(key, event, detail) => keyed(
             "INSERT INTO events (time, run_id, vehicle_id, seq, sim_time, wall_time, event, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",

@@ -97,6 +97,47 @@ fn moving_steps() -> i64 {
     (1.0 / speed.resolution).floor() as i64
 }
 
+/// The migration that changes telemetry's column types (migrations/postgres/0006), which a
+/// hypertable refuses while compression is enabled on it.
+const RETYPING_MIGRATION: i64 = 6;
+
+/// Readies a compressed hypertable written before [`RETYPING_MIGRATION`] for it: decompresses
+/// its chunks and turns compression off. Returns the chunks that were compressed, for
+/// [`after_migrations`], or `None` where there is nothing to do (a new database, plain
+/// PostgreSQL, one migrated already).
+pub async fn before_migrations(pool: &PgPool) -> Result<Option<Vec<String>>, StoreError> {
+    if !is_hypertable(pool).await? {
+        return Ok(None);
+    }
+    let applied = sqlx::query("SELECT 1 FROM _sqlx_migrations WHERE version = $1 AND success").bind(RETYPING_MIGRATION).fetch_optional(pool).await?.is_some();
+    if applied {
+        return Ok(None);
+    }
+    let compressed: Vec<String> = sqlx::query_scalar(
+        "SELECT format('%I.%I', chunk_schema, chunk_name) FROM timescaledb_information.chunks WHERE hypertable_name = 'telemetry' AND is_compressed ORDER BY range_start",
+    )
+    .fetch_all(pool)
+    .await?;
+    for chunk in &compressed {
+        sqlx::query("SELECT decompress_chunk($1::regclass, if_compressed => TRUE)").bind(chunk).fetch_all(pool).await?;
+    }
+    run(pool, "SELECT remove_compression_policy('telemetry', if_exists => TRUE)").await?;
+    run(pool, "ALTER TABLE telemetry SET (timescaledb.compress = FALSE)").await?;
+    Ok(Some(compressed))
+}
+
+/// After the migrations and [`set_up`] (which turns compression on again): the continuous
+/// aggregates made again from the rescaled rows, and the chunks that were compressed before
+/// compressed again.
+pub async fn after_migrations(pool: &PgPool, compressed: &[String]) -> Result<(), StoreError> {
+    run(pool, "CALL refresh_continuous_aggregate('telemetry_hourly', NULL, NULL)").await?;
+    run(pool, "CALL refresh_continuous_aggregate('telemetry_daily', NULL, NULL)").await?;
+    for chunk in compressed {
+        sqlx::query("SELECT compress_chunk($1::regclass, if_not_compressed => TRUE)").bind(chunk).fetch_all(pool).await?;
+    }
+    Ok(())
+}
+
 /// Compresses every chunk that starts at `from_ms` or later, ends by `before_ms` and is not
 /// compressed yet; returns how many.
 pub async fn compress(pool: &PgPool, from_ms: i64, before_ms: i64) -> Result<u64, StoreError> {

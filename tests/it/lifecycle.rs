@@ -201,16 +201,14 @@ fn timescaledb_compresses_chunks_natively_and_answers_like_raw_rows() {
     let compressed = one("SELECT chunk_name FROM timescaledb_information.chunks WHERE hypertable_name = 'telemetry' AND is_compressed");
     assert_eq!((compressed.len() as u64, figures.segments), (2, 2), "{compressed:?}");
 
-    // On disk, by the engine's own figures, indexes and TOAST included. TimescaleDB's integer
-    // codec (deltas of deltas, simple-8b) spends 0.65-0.87 bytes on a noisy measured reading
-    // where the store's own segments spend about 0.55, and these hour-long chunks of 3 vehicles
-    // carry more overhead than the bench's 6-hour chunks of 10 (44 bytes): 55.8 bytes a
-    // vehicle-second were measured here, over the 40 the segments reach (docs/STORAGE.md), and
-    // this checks it stays there.
+    // On disk, by the engine's own figures: these hour-long chunks hold 3 vehicles' 10,800
+    // frames, too few to carry a compressed chunk's own pages (heap, TOAST, their indexes)
+    // lightly (45.9 bytes a vehicle-second measured); the next test's fuller chunk keeps under
+    // 40.
     let stats = one("SELECT SUM(before_compression_total_bytes)::BIGINT, SUM(after_compression_total_bytes)::BIGINT FROM chunk_compression_stats('telemetry') WHERE compression_status = 'Compressed'");
     let (before, after) = (stats[0][0].as_i64().unwrap() as f64, stats[0][1].as_i64().unwrap() as f64);
     let per_second = after / (2.0 * 3.0 * 3600.0);
-    assert!(per_second < 58.0 && before / after > 5.0, "{per_second:.1} bytes a vehicle-second ({:.1}:1)", before / after);
+    assert!(per_second < 50.0 && before / after > 5.0, "{per_second:.1} bytes a vehicle-second ({:.1}:1)", before / after);
 
     let info = block_on(aegis::store::lifecycle::info(&store)).unwrap();
     assert!(info.lifecycle.starts_with("TimescaleDB"), "{info:?}");
@@ -227,6 +225,35 @@ fn timescaledb_compresses_chunks_natively_and_answers_like_raw_rows() {
     }
     let daily = |store: &Store, name: &str| block_on(query::fleet(store, &block_on(query::run(store, Some(name))).unwrap(), Period::Day)).unwrap();
     assert_close(&daily(&store, "compressed"), &daily(&raw, "raw"), "the daily fleet aggregate");
+}
+
+/// Under 40 bytes a vehicle-second on disk, by the engine's own figures (heap, TOAST and
+/// indexes of the compressed chunk, and their free-space maps), in a chunk of three hours of
+/// nine vehicles: the run written three times over. A compressed chunk's pages of its own
+/// weigh about 100 kB whatever it holds, 3 bytes a vehicle-second on 3 vehicles' three hours
+/// (docs/STORAGE.md).
+#[test]
+fn timescaledb_keeps_a_compressed_chunk_under_40_bytes_a_vehicle_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, sent) = stored_run(&sqlite_url(&dir), dir.path(), Duration::from_secs(3 * 3600));
+    let tsdb = TsdbServer::start();
+    let url = tsdb.url_with_chunks("3h");
+    for name in ["first", "second", "third", "fourth"] {
+        let (_, figures) = write(&url, name, &sent, None);
+        assert_eq!(figures.stored, sent.len() as u64);
+    }
+    let store = open(&url);
+    let Store::Postgres(pg) = &store else { unreachable!("a postgres:// URL") };
+    // 06:00 to 09:00, aligned to chunks of 3 hours: every frame but the last instant's.
+    let start = small_world_run("").start.unix_ms() as i64;
+    let end = start + 3 * 3_600_000;
+    assert_eq!(block_on(aegis::store::timescale::compress(pg.pool(), start, end)).unwrap(), 1, "one chunk compressed");
+    let frames = count(&store, "SELECT COUNT(*) FROM telemetry WHERE time < to_timestamp(?::BIGINT / 1000.0)", vec![Param::Int(end)]);
+    assert_eq!(frames, 4 * (sent.len() as i64 - 3));
+    let stats = block_on(store.fetch("SELECT before_compression_total_bytes, after_compression_total_bytes FROM chunk_compression_stats('telemetry') WHERE compression_status = 'Compressed'", vec![])).unwrap();
+    let (before, after) = (stats[0][0].as_i64().unwrap() as f64, stats[0][1].as_i64().unwrap() as f64);
+    let per_second = after / frames as f64;
+    assert!(per_second < 40.0 && before / after > 5.0, "{per_second:.1} bytes a vehicle-second ({:.1}:1)", before / after);
 }
 
 /// A run that starts at 23:00 UTC, so that two hours of it cross midnight.

@@ -18,4 +18,5 @@ mod store;
 mod lifecycle;
 mod cli;
 mod transport;
+mod upgrade;
 mod orchestrator_redis;

@@ -300,7 +300,7 @@ fn postgres_dead_letters_text_it_cannot_hold() {
 fn postgres_dead_letters_a_reading_beyond_its_column_and_nan() {
     let server = PostgresServer::start();
     let url = server.database("history");
-    // 10,000 km/h is 50,000 steps of 0.2 km/h: more than a SMALLINT holds.
+    // 20,000 km/h is 40,000 steps of 0.5 km/h: more than a SMALLINT holds.
     let spoil = |value: f32| {
         move |e: &mut Envelope| {
             if let Body::Telemetry(t) = &mut e.body {
@@ -308,7 +308,7 @@ fn postgres_dead_letters_a_reading_beyond_its_column_and_nan() {
             }
         }
     };
-    a_refused_row_is_dead_lettered_and_the_rest_lands(&url, spoil(10_000.0), "out of range for type smallint");
+    a_refused_row_is_dead_lettered_and_the_rest_lands(&url, spoil(20_000.0), "out of range for type smallint");
     a_refused_row_is_dead_lettered_and_the_rest_lands(&url, spoil(f32::NAN), "null value");
 }
 

@@ -61,7 +61,12 @@ impl TsdbServer {
     /// Its database, for a pool of one, with hour-long chunks so that tests of a few hours
     /// have whole chunks to compress and drop.
     pub fn url(&self) -> String {
-        format!("postgres://postgres:aegis@127.0.0.1:{}/postgres?max_connections=1&chunk_interval=1h", self.port)
+        self.url_with_chunks("1h")
+    }
+
+    /// Its database, for a pool of one, with chunks of `interval` (humantime: `3h`).
+    pub fn url_with_chunks(&self, interval: &str) -> String {
+        format!("postgres://postgres:aegis@127.0.0.1:{}/postgres?max_connections=1&chunk_interval={interval}", self.port)
     }
 }
 

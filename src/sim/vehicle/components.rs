@@ -344,16 +344,16 @@ impl Default for RuleState {
     }
 }
 
-/// The vehicle's sensors: noise source, the errors of its estimated quantities, and the last
-/// frame they produced.
+/// The vehicle's sensors: noise source, the errors they carry from one reading to the next,
+/// and the last frame they produced.
 #[derive(Component, Debug, Clone)]
 pub struct SensorState {
     /// Noise source, seeded per vehicle.
     pub rng: SmallRng,
-    /// Each estimated metric's error now, in standard deviations of its noise (see
-    /// `sim::sensors`; unused for the measured ones). Drawn at spawn from the errors' own
-    /// distribution, so a run starts as it goes on.
-    pub estimate_error: [f32; METRIC_COUNT],
+    /// Each metric's carried error now (an estimate's or a temperature probe's), in standard
+    /// deviations of its noise (see `sim::sensors`; unused where the noise is white). Drawn at
+    /// spawn from the errors' own distribution, so a run starts as it goes on.
+    pub carried_error: [f32; METRIC_COUNT],
     /// Last frame sent, for rates of change.
     pub last: Option<TelemetryFrame>,
 }
@@ -362,8 +362,8 @@ impl SensorState {
     /// A vehicle's sensors, their noise seeded by `seed`.
     pub fn seeded(seed: u64) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed);
-        let estimate_error = std::array::from_fn(|_| rng.sample(StandardNormal));
-        Self { rng, estimate_error, last: None }
+        let carried_error = std::array::from_fn(|_| rng.sample(StandardNormal));
+        Self { rng, carried_error, last: None }
     }
 }
 
