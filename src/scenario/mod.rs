@@ -39,6 +39,9 @@ pub struct Scenario {
     /// Failures to inject.
     #[serde(default)]
     pub failures: Vec<toml::Spanned<FailureSpec>>,
+    /// Failure modes that arise by themselves, at a rate that rises with age and stress.
+    #[serde(default)]
+    pub hazards: Vec<toml::Spanned<HazardSpec>>,
     /// Missions the orchestrator generates and assigns. Without them vehicles run their
     /// depots' local delivery rounds only.
     #[serde(default)]
@@ -252,6 +255,39 @@ pub struct FailureSpec {
     pub sensor: Option<Metric>,
 }
 
+/// A failure mode that arises by itself on every vehicle of the fleet: each vehicle's component
+/// fails after a Weibull-distributed age, and ages faster under stress (load, heat, hills,
+/// distance: `sim::hazards` says how for each mode), so onsets fall at random times drawn from
+/// the seed. A repair at a depot renews the vehicle's components.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HazardSpec {
+    /// Failure mode.
+    pub mode: FailureMode,
+    /// The Weibull scale η: the age under nominal stress by which 63% of components have
+    /// begun to fail, e.g. `"30d"`.
+    #[serde(deserialize_with = "duration_field")]
+    pub characteristic_life: Duration,
+    /// The Weibull shape β: above 1 the hazard rises with age (wear-out), 1 is constant.
+    #[serde(default = "default_shape")]
+    pub shape: f32,
+    /// Time from onset to functional failure under nominal stress, e.g. `"2d"` for a gradual
+    /// mode, `"10m"` for a sudden one.
+    #[serde(deserialize_with = "duration_field")]
+    pub develops_over: Duration,
+    /// Each vehicle's component is of an age drawn evenly from zero to this at the start, so
+    /// a fleet of mixed ages does not fail all at once.
+    #[serde(default, deserialize_with = "duration_field")]
+    pub initial_age: Duration,
+    /// For sensor faults: the metric whose sensor fails, e.g. `"coolant_temp_c"`.
+    #[serde(default, deserialize_with = "metric_field")]
+    pub sensor: Option<Metric>,
+}
+
+fn default_shape() -> f32 {
+    2.0
+}
+
 fn metric_field<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Metric>, D::Error> {
     let name = String::deserialize(deserializer)?;
     Metric::from_name(&name)
@@ -398,6 +434,22 @@ impl Scenario {
             }
             if !(0.0..=1.0).contains(&spec.initial_severity) {
                 return Err((at, format!("failures.initial_severity: expected 0 to 1, found {}", spec.initial_severity)));
+            }
+        }
+        for hazard in &self.hazards {
+            let at = Some(hazard.span().start);
+            let spec = hazard.get_ref();
+            if spec.characteristic_life.is_zero() {
+                return Err((at, "hazards.characteristic_life: expected a duration above zero".into()));
+            }
+            if !(spec.shape.is_finite() && (0.2..=10.0).contains(&spec.shape)) {
+                return Err((at, format!("hazards.shape: expected 0.2 to 10, found {}", spec.shape)));
+            }
+            if spec.develops_over.is_zero() {
+                return Err((at, "hazards.develops_over: expected a duration above zero".into()));
+            }
+            if self.hazards.iter().filter(|h| h.get_ref().mode == spec.mode).count() > 1 {
+                return Err((at, format!("hazards.mode: {} has more than one hazard", serde_json::to_string(&spec.mode).unwrap_or_default())));
             }
         }
         for outage in &self.outages {

@@ -53,7 +53,7 @@ impl InjectionSchedule {
 }
 
 /// Seconds from new to functional failure at rate 1.
-fn nominal_life_s(mode: FailureMode) -> f32 {
+pub(super) fn nominal_life_s(mode: FailureMode) -> f32 {
     3600.0
         * match mode {
             FailureMode::CoolantLeak => 3.0,
@@ -86,7 +86,7 @@ pub(super) fn plugin(app: &mut App) {
     );
 }
 
-fn release_scheduled(clock: Res<SimClock>, mut schedule: ResMut<InjectionSchedule>, mut inject: MessageWriter<InjectFailure>) {
+pub(super) fn release_scheduled(clock: Res<SimClock>, mut schedule: ResMut<InjectionSchedule>, mut inject: MessageWriter<InjectFailure>) {
     let now = clock.seconds();
     while schedule.0.last().is_some_and(|(at, _)| *at <= now) {
         let (_, injection) = schedule.0.pop().expect("checked above");

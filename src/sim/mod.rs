@@ -12,6 +12,7 @@ pub mod dynamics;
 pub mod environment;
 pub mod failures;
 pub mod fleet;
+pub mod hazards;
 mod missions;
 pub mod outbox;
 pub mod rules;
@@ -58,6 +59,7 @@ impl Plugin for SimPlugin {
             shower_phase: (self.seed % 6283) as f32 / 1000.0,
         };
         app.insert_resource(failures::InjectionSchedule::from_scenario(&self.scenario, self.vehicles, self.members))
+            .insert_resource(hazards::Hazards::from_scenario(&self.scenario, self.vehicles, self.seed))
             .insert_resource(FleetConfig { count: self.vehicles, members: self.members, seed: self.seed, dwell_s: self.scenario.fleet.dwell_s })
             .insert_resource(ScenarioResource(self.scenario.clone()))
             .insert_resource(commands::CommandInbox::subscribe(&BusHandle(self.bus.clone())))
@@ -75,6 +77,7 @@ impl Plugin for SimPlugin {
             outbox::plugin,
             commands::plugin,
             failures::plugin,
+            hazards::plugin,
             dynamics::plugin,
             condition::plugin,
             sensors::plugin,

@@ -134,3 +134,32 @@ fn stuck_sensor_stops_changing_while_the_truth_moves() {
     let _ = truth_and_reading(&mut h, Metric::CoolantTempC);
     assert_truth(&h, FailureMode::SensorStuck);
 }
+
+/// A hazard makes its failures arise by themselves: every vehicle's part begins to fail at an
+/// age drawn from its Weibull life, the same seed draws the same onsets and another seed
+/// others, and each onset carries its ground truth like an injected fault.
+#[test]
+fn hazards_make_failures_arise_by_themselves_at_times_drawn_from_the_seed() {
+    // Forty minutes of a moving van's age: nearly every part begins within the hour and a half.
+    let text = format!("{}\n[[hazards]]\nmode = \"slow_puncture\"\ncharacteristic_life = \"40m\"\ndevelops_over = \"2h\"\n", crate::common::SMALL_WORLD);
+    let onsets = |seed: u64| {
+        let mut with_seed = crate::common::scenario(&text);
+        with_seed.seed = seed;
+        let mut h = Harness::new(with_seed);
+        h.run_for(MINUTE * 90);
+        let onsets: Vec<Option<f64>> = (1..=3).map(|v| h.first_event_at(v, |e| matches!(e, EventKind::FailureInjected { mode: FailureMode::SlowPuncture, .. }))).collect();
+        for (v, onset) in (1..=3).zip(&onsets) {
+            let Some(onset) = onset else { continue };
+            let truth = h.telemetry(v).iter().find_map(|(_, t)| t.truth.iter().find(|t| t.mode == FailureMode::SlowPuncture).cloned()).expect("ground truth");
+            assert_eq!(truth.onset_s, *onset, "V000{v}'s truth dates the onset");
+        }
+        onsets
+    };
+    let first = onsets(7);
+    assert!(first.iter().filter(|o| o.is_some()).count() >= 2, "{first:?}");
+    let mut times: Vec<f64> = first.iter().flatten().copied().collect();
+    times.dedup();
+    assert_eq!(times.len(), first.iter().flatten().count(), "each vehicle's onset is its own: {first:?}");
+    assert_eq!(onsets(7), first, "the same seed, the same onsets");
+    assert_ne!(onsets(8), first, "another seed, other onsets");
+}

@@ -65,6 +65,11 @@ fn semantic_errors_point_at_the_entry() {
     assert!(message.contains("rate"), "{message}");
     let (_, _, message) = error_of("name = \"x\"\nduration = \"1h\"\n[fleet]\ncount = 2\ndepots = []\n");
     assert!(message.contains("depot"), "{message}");
+    let hazard = |extra: &str| error_of(&format!("{GOOD_HEAD}\n[[hazards]]\nmode = \"coolant_leak\"\ncharacteristic_life = \"30d\"\ndevelops_over = \"1d\"\n{extra}"));
+    let (line, _, message) = hazard("shape = 40\n");
+    assert!(line >= 7 && message.contains("hazards.shape: expected 0.2 to 10, found 40"), "{line}: {message}");
+    let (_, _, message) = hazard("[[hazards]]\nmode = \"coolant_leak\"\ncharacteristic_life = \"9d\"\ndevelops_over = \"1d\"\n");
+    assert!(message.contains("\"coolant_leak\" has more than one hazard"), "{message}");
 }
 
 #[test]
