@@ -486,7 +486,7 @@ mod ceiling {
         let frames = envelopes.iter().filter_map(|e| match &e.body {
             Body::Telemetry(t) => {
                 let steps = std::array::from_fn(|i| crate::model::METRICS[i].steps(t.metrics.values[i]));
-                Some((crate::store::instant(run.start, e.sim_time).unix_ms() as i64, i64::from(e.vehicle_id.0), e.seq as i64, (e.sim_time * 1000.0).round() as i64, e.wall_time.unix_ms() as i64, steps))
+                Some((crate::store::instant(run.start, e.sim_time).unix_ms() as i64, i64::from(e.vehicle_id.0), e.seq as i64, crate::store::sim_ms(e.sim_time), e.wall_time.unix_ms() as i64, steps))
             }
             _ => None,
         });

@@ -15,10 +15,9 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::Exp1;
 
-use super::clock::{PHYSICS_HZ, SimClock, STEP_S};
+use super::clock::SimClock;
 use super::failures::{InjectFailure, nominal_life_s};
 use super::vehicle::{Condition, Drive, Faults, Navigation, Vehicle};
-use super::fleet::FleetConfig;
 use crate::model::{FailureMode, Metric, VehicleId, VehicleStatus};
 use crate::scenario::{HazardSpec, Scenario};
 use crate::schedule::SimSystems;
@@ -67,7 +66,8 @@ struct Part {
     failing: bool,
 }
 
-/// Every vehicle's parts, by vehicle slot (V0001 is 0) and hazard.
+/// Every vehicle's parts, by vehicle slot (V0001 is 0) and hazard; only the fleet's members
+/// (the vehicles spawned here) age.
 #[derive(Resource, Debug, Default)]
 pub struct Hazards {
     hazards: Vec<Hazard>,
@@ -133,7 +133,6 @@ fn stress(mode: FailureMode, drive: &Drive, c: &Condition) -> f32 {
 /// renews a repaired vehicle's, and injects the onsets due.
 fn age_parts(
     clock: Res<SimClock>,
-    fleet: Res<FleetConfig>,
     mut hazards: ResMut<Hazards>,
     vehicles: Query<(&Vehicle, &Drive, &Condition, &Faults, &Navigation)>,
     mut inject: MessageWriter<InjectFailure>,
@@ -141,12 +140,8 @@ fn age_parts(
     if hazards.hazards.is_empty() || !clock.is_sample_step() {
         return;
     }
-    let second = STEP_S * f64::from(PHYSICS_HZ);
     let Hazards { hazards, vehicles: fleet_parts } = &mut *hazards;
     for (vehicle, drive, condition, faults, nav) in &vehicles {
-        if !fleet.members.contains(vehicle.id) {
-            continue;
-        }
         let Some(own) = fleet_parts.get_mut(vehicle.id.0 as usize - 1) else { continue };
         let in_maintenance = nav.status == VehicleStatus::InMaintenance;
         if own.in_maintenance && !in_maintenance {
@@ -160,7 +155,8 @@ fn age_parts(
             if part.failing {
                 continue;
             }
-            part.age_s += second * f64::from(stress(hazard.mode, drive, condition));
+            // A second of age at this stress.
+            part.age_s += f64::from(stress(hazard.mode, drive, condition));
             // A fault of the mode injected by hand or by the scenario counts as this part's.
             if part.age_s >= part.onset_age_s && !faults.0.iter().any(|f| f.mode == hazard.mode) {
                 part.failing = true;

@@ -366,7 +366,13 @@ impl RunInfo {
 
 /// `start` plus `sim_time` seconds, to the millisecond.
 pub fn instant(start: WallTime, sim_time: f64) -> WallTime {
-    WallTime::from_unix_ms(start.unix_ms().saturating_add((sim_time * 1000.0).round().max(0.0) as u64))
+    WallTime::from_unix_ms(start.unix_ms().saturating_add(sim_ms(sim_time).max(0) as u64))
+}
+
+/// `sim_time` seconds in whole milliseconds, as telemetry keeps its simulated time: steps of
+/// 0.05 s summed as doubles stray in the last bit.
+pub fn sim_ms(sim_time: f64) -> i64 {
+    (sim_time * 1000.0).round() as i64
 }
 
 /// A stored run: which rows are its, and how its time is counted.

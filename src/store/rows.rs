@@ -24,10 +24,9 @@ pub struct Key {
 }
 
 impl Key {
-    /// Simulation time in whole milliseconds, as telemetry keeps it: its steps are 0.05 s, whose
-    /// sums of doubles stray in the last bit.
+    /// Simulation time in whole milliseconds, as telemetry keeps it ([`super::sim_ms`]).
     pub fn sim_ms(&self) -> i64 {
-        (self.sim_time * 1000.0).round() as i64
+        super::sim_ms(self.sim_time)
     }
 }
 

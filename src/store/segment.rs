@@ -46,14 +46,17 @@ const V1_RESOLUTIONS: [f64; METRIC_COUNT] = [
     0.1, 0.001, 0.05,
 ];
 
-/// Version 1's `steps` of `metric` in steps of today's resolution, the nearest (a half away
-/// from zero, as the migrations' `round` of a NUMERIC): in integers, since 2.5 is no binary
-/// fraction.
-fn rescaled_from_v1(steps: i64, metric: usize) -> i64 {
-    // Today's step in halves of version 1's: 2, 4 or 5.
-    let halves = (2.0 * METRICS[metric].resolution / V1_RESOLUTIONS[metric]).round() as i64;
+/// Each metric's step today in halves of version 1's: 2, 4 or 5.
+fn v1_halves() -> [u64; METRIC_COUNT] {
+    std::array::from_fn(|m| (2.0 * METRICS[m].resolution / V1_RESOLUTIONS[m]).round() as u64)
+}
+
+/// Version 1's `steps` in steps of today's resolution, `halves` ([`v1_halves`]) of them, the
+/// nearest (a half away from zero, as the migrations' `round` of a NUMERIC): in integers,
+/// since 2.5 is no binary fraction.
+fn rescaled_from_v1(steps: i64, halves: u64) -> i64 {
     let twice = steps.saturating_mul(2);
-    let nearest = (twice.unsigned_abs() + halves.unsigned_abs() / 2) / halves.unsigned_abs();
+    let nearest = (twice.unsigned_abs() + halves / 2) / halves;
     (nearest as i64) * twice.signum()
 }
 /// zstd's level: 9 packs noise-heavy columns a little tighter than the default 3 at a cost
@@ -213,9 +216,10 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Frame>, StoreError> {
             steps: [0; METRIC_COUNT],
         })
         .collect();
+    let halves = (version == 1).then(v1_halves);
     for metric in 0..METRIC_COUNT {
         for (frame, steps) in frames.iter_mut().zip(reader.column(n)?) {
-            frame.steps[metric] = if version == 1 { rescaled_from_v1(steps, metric) } else { steps };
+            frame.steps[metric] = halves.map_or(steps, |h| rescaled_from_v1(steps, h[metric]));
         }
     }
     if reader.at != raw.len() {
