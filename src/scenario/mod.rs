@@ -206,6 +206,10 @@ pub struct EnvironmentSpec {
     /// Mean wind speed in m/s.
     #[serde(default = "default_wind")]
     pub wind_mps: f32,
+    /// Standard deviation of one day's mean temperature about `ambient_mean_c`, in °C: hot and
+    /// cold days, drawn from the seed (0: every day alike).
+    #[serde(default)]
+    pub day_to_day_c: f32,
 }
 
 fn default_ambient() -> f32 {
@@ -226,6 +230,7 @@ impl Default for EnvironmentSpec {
         Self {
             ambient_mean_c: default_ambient(),
             ambient_swing_c: default_swing(),
+            day_to_day_c: 0.0,
             start_hour: default_start_hour(),
             weather: Weather::Clear,
             wind_mps: default_wind(),
@@ -408,6 +413,9 @@ impl Scenario {
         }
         if !(0.0..=24.0).contains(&self.environment.start_hour) {
             return Err(whole("environment.start_hour: expected an hour from 0 to 24".into()));
+        }
+        if !(self.environment.day_to_day_c.is_finite() && (0.0..=20.0).contains(&self.environment.day_to_day_c)) {
+            return Err(whole(format!("environment.day_to_day_c: expected 0 to 20 °C, found {}", self.environment.day_to_day_c)));
         }
         if let Some(missions) = &self.missions {
             if !(missions.per_hour.is_finite() && missions.per_hour > 0.0 && missions.per_hour <= 100_000.0) {

@@ -39,64 +39,90 @@ fn navigate(
     clock: Res<SimClock>,
     network: Res<WorldMap>,
     config: Res<FleetConfig>,
-    mut vehicles: Query<(&Vehicle, &Transform, &mut Navigation, &mut Drive, &RuleState)>,
+    mut vehicles: Query<(&Vehicle, &Transform, &mut Navigation, &mut Drive, &RuleState, &mut AdditionalMassProperties)>,
 ) {
     let dt = STEP_S as f32;
-    vehicles.par_iter_mut().for_each(|(vehicle, transform, mut nav, mut drive, rules)| {
+    vehicles.par_iter_mut().for_each(|(vehicle, transform, mut nav, mut drive, rules, mut mass)| {
         let position = Vec2::new(transform.translation.x, transform.translation.z);
-        match nav.status {
-            VehicleStatus::Idle => {
-                nav.dwell_s -= dt;
-                if nav.dwell_s <= 0.0 && !nav.stop_commanded && drive.engine_on_allowed() {
-                    depart(vehicle, &network, &mut nav, &mut drive, clock.steps, config.seed);
-                }
-            }
-            // In the workshop (or on the recovery truck on its way there) the engine is off,
-            // however the vehicle got there.
-            VehicleStatus::InMaintenance => drive.engine_on = false,
-            VehicleStatus::Stopped | VehicleStatus::Offline => {}
-            VehicleStatus::EnRoute | VehicleStatus::Returning => {
-                if position.distance(network.position(nav.to)) > ARRIVAL_M {
-                    return;
-                }
-                let here = nav.to;
-                let depot_here = network.depots.iter().position(|d| d.node == here);
-                if nav.plan == Plan::Mission && nav.reach_stops_at(here) {
-                    // Done: rest at the last stop when it is a depot, else head home.
-                    nav.plan = Plan::ToDepot(depot_here.map_or(vehicle.home_depot, |d| d as u16));
-                }
-                if let Some(depot) = depot_here
-                    && nav.plan == Plan::ToDepot(depot as u16)
-                {
-                    arrive_at_depot(&mut nav, &mut drive, config.dwell_s, rules);
-                    return;
-                }
-                // Limp mode overrides the plan: home, now.
-                if rules.decision == Some(RuleDecision::LimpMode) && nav.plan != Plan::ToDepot(vehicle.home_depot) {
-                    nav.abandon_mission("limp mode: the vehicle's own rules sent it home", vehicle.home_depot);
-                    nav.plan = Plan::ToDepot(vehicle.home_depot);
-                    nav.status = VehicleStatus::Returning;
-                }
-                let next = match nav.plan {
-                    Plan::Deliver { stops_left, then_depot } => {
-                        let mut rng = junction_rng(config.seed, vehicle, clock.steps);
-                        nav.plan = if stops_left <= 1 { Plan::ToDepot(then_depot) } else { Plan::Deliver { stops_left: stops_left - 1, then_depot } };
-                        network.wander(here, nav.from, &mut rng)
-                    }
-                    Plan::ToDepot(depot) => network.next_towards_depot(depot as usize, here),
-                    Plan::Mission => match nav.mission_target() {
-                        Some(target) => network.next_towards(target, here),
-                        None => {
-                            nav.plan = Plan::ToDepot(vehicle.home_depot);
-                            network.next_towards_depot(vehicle.home_depot as usize, here)
-                        }
-                    },
-                };
-                nav.from = here;
-                nav.to = next;
-            }
+        let payload_before = drive.payload;
+        navigate_one(vehicle, position, &clock, &network, &config, &mut nav, &mut drive, rules, dt);
+        if drive.payload != payload_before {
+            // The body weighs what it carries: rapier's mass, and so the acceleration a force
+            // gives, follows the payload.
+            let spec = vehicle.spec();
+            let kg = spec.mass_with(drive.payload);
+            let principal = spec.inertia_at(kg);
+            *mass = AdditionalMassProperties::MassProperties(MassProperties { mass: kg, principal_inertia: Vec3::splat(principal), ..default() });
         }
     });
+}
+
+#[allow(clippy::too_many_arguments)]
+fn navigate_one(
+    vehicle: &Vehicle,
+    position: Vec2,
+    clock: &SimClock,
+    network: &RoadNetwork,
+    config: &FleetConfig,
+    nav: &mut Navigation,
+    drive: &mut Drive,
+    rules: &RuleState,
+    dt: f32,
+) {
+    match nav.status {
+        VehicleStatus::Idle => {
+            nav.dwell_s -= dt;
+            if nav.dwell_s <= 0.0 && !nav.stop_commanded && drive.engine_on_allowed() {
+                depart(vehicle, network, nav, drive, clock.steps, config.seed);
+            }
+        }
+        // In the workshop (or on the recovery truck on its way there) the engine is off,
+        // however the vehicle got there.
+        VehicleStatus::InMaintenance => drive.engine_on = false,
+        VehicleStatus::Stopped | VehicleStatus::Offline => {}
+        VehicleStatus::EnRoute | VehicleStatus::Returning => {
+            if position.distance(network.position(nav.to)) > ARRIVAL_M {
+                return;
+            }
+            let here = nav.to;
+            let depot_here = network.depots.iter().position(|d| d.node == here);
+            if nav.plan == Plan::Mission && nav.reach_stops_at(here) {
+                // Done: rest at the last stop when it is a depot, else head home.
+                nav.plan = Plan::ToDepot(depot_here.map_or(vehicle.home_depot, |d| d as u16));
+            }
+            if let Some(depot) = depot_here
+                && nav.plan == Plan::ToDepot(depot as u16)
+            {
+                arrive_at_depot(nav, drive, config.dwell_s, rules);
+                return;
+            }
+            // Limp mode overrides the plan: home, now.
+            if rules.decision == Some(RuleDecision::LimpMode) && nav.plan != Plan::ToDepot(vehicle.home_depot) {
+                nav.abandon_mission("limp mode: the vehicle's own rules sent it home", vehicle.home_depot);
+                nav.plan = Plan::ToDepot(vehicle.home_depot);
+                nav.status = VehicleStatus::Returning;
+            }
+            let next = match nav.plan {
+                Plan::Deliver { stops_left, then_depot } => {
+                    let mut rng = junction_rng(config.seed, vehicle, clock.steps);
+                    nav.plan = if stops_left <= 1 { Plan::ToDepot(then_depot) } else { Plan::Deliver { stops_left: stops_left - 1, then_depot } };
+                    // A drop at each stop: an even share of what is left.
+                    drive.payload *= 1.0 - 1.0 / stops_left.max(1) as f32;
+                    network.wander(here, nav.from, &mut rng)
+                }
+                Plan::ToDepot(depot) => network.next_towards_depot(depot as usize, here),
+                Plan::Mission => match nav.mission_target() {
+                    Some(target) => network.next_towards(target, here),
+                    None => {
+                        nav.plan = Plan::ToDepot(vehicle.home_depot);
+                        network.next_towards_depot(vehicle.home_depot as usize, here)
+                    }
+                },
+            };
+            nav.from = here;
+            nav.to = next;
+        }
+    }
 }
 
 impl Drive {
@@ -114,6 +140,9 @@ fn junction_rng(seed: u64, vehicle: &Vehicle, step: u64) -> SmallRng {
 fn depart(vehicle: &Vehicle, network: &RoadNetwork, nav: &mut Navigation, drive: &mut Drive, step: u64, seed: u64) {
     use rand::Rng;
     let mut rng = junction_rng(seed, vehicle, step);
+    // Light and heavy loads alike (a stream of its own, so routes do not depend on it): heavy
+    // loads work the engine, brakes and tyres harder without any fault.
+    drive.payload = junction_rng(seed ^ 0x9A71_0AD, vehicle, step).random_range(0.1..1.0);
     let depots = network.depots.len() as u16;
     let then_depot = if nav.maintenance_due { vehicle.home_depot } else { rng.random_range(0..depots) };
     // Parked vehicles sit at the depot node they last drove to.
@@ -140,6 +169,7 @@ fn depart(vehicle: &Vehicle, network: &RoadNetwork, nav: &mut Navigation, drive:
 fn arrive_at_depot(nav: &mut Navigation, drive: &mut Drive, dwell_s: f32, rules: &RuleState) {
     nav.from = nav.to;
     drive.engine_on = false;
+    drive.payload = 0.0;
     // A vehicle in limp mode, or one booked in, is repaired before it leaves again.
     if nav.maintenance_due || rules.decision >= Some(RuleDecision::DeratePower) {
         nav.status = VehicleStatus::InMaintenance;
@@ -182,19 +212,20 @@ fn drive(
         // Grip available from the road and the tyres.
         let blown = condition.tyre_blown.iter().filter(|b| **b).count() as f32;
         let mu = env.road_friction * (1.0 - 0.3 * blown);
-        let grip_n = mu * spec.mass_kg * G;
+        let mass_kg = spec.mass_with(drive.payload);
+        let grip_n = mu * mass_kg * G;
 
         // Resistances along the direction of travel.
         let underinflation = condition.tyre_kpa.iter().map(|p| (1.0 - p / spec.tyre_kpa).max(0.0)).sum::<f32>() / 4.0;
         let bearing_drag = condition.bearing_wear.iter().map(|w| if *w >= 1.0 { 0.05 } else { w * w * 0.01 }).sum::<f32>();
-        let rolling = (spec.rolling_coeff * (1.0 + 3.0 * underinflation + 4.0 * blown) + bearing_drag) * spec.mass_kg * G;
+        let rolling = (spec.rolling_coeff * (1.0 + 3.0 * underinflation + 4.0 * blown) + bearing_drag) * mass_kg * G;
         let aero = 0.5 * AIR_DENSITY * spec.drag_area_m2 * speed * speed.abs();
-        let slope = spec.mass_kg * G * drive.grade / (1.0 + drive.grade * drive.grade).sqrt();
+        let slope = mass_kg * G * drive.grade / (1.0 + drive.grade * drive.grade).sqrt();
         let resist = aero + rolling * speed.signum() * (speed.abs() > 0.05) as u8 as f32 + slope;
 
         // Pedals from a speed controller with feed-forward of the resistances.
         let wanted_accel = ((target_speed - speed) * 0.8).clamp(-if stopping { 2.5 } else { 4.0 }, 1.5);
-        let needed_n = spec.mass_kg * wanted_accel + resist;
+        let needed_n = mass_kg * wanted_accel + resist;
         drive.gear = select_gear(spec, speed);
         let ratio = spec.gears[(drive.gear.max(1) - 1) as usize] * spec.final_drive;
         let wheel_rpm = speed.max(0.0) / spec.wheel_radius_m * 60.0 / std::f32::consts::TAU;
@@ -208,6 +239,7 @@ fn drive(
         let drive_avail_n = torque_avail * ratio * 0.9 / spec.wheel_radius_m;
         let pad_effect = (condition.pad_mm[0].min(condition.pad_mm[1]) / 2.0).clamp(0.5, 1.0);
         let fade = 1.0 - ((condition.brake_c[0] - 450.0) / 600.0).clamp(0.0, 0.4);
+        // The brakes' force is the hardware's, sized for the laden mass.
         let brake_avail_n = spec.mass_kg * spec.max_brake_mps2 * pad_effect * fade;
         if needed_n >= 0.0 {
             drive.throttle = if drive_avail_n > 0.0 { (needed_n / drive_avail_n).clamp(0.0, 1.0) } else { 0.0 };
@@ -234,7 +266,7 @@ fn drive(
         }
         // Tyres cancel sideways slip, within the grip left after the longitudinal force.
         let lateral_grip = (grip_n * grip_n - longitudinal * longitudinal).max(0.0).sqrt();
-        let lateral = (-spec.mass_kg * lateral_speed / dt).clamp(-lateral_grip, lateral_grip);
+        let lateral = (-mass_kg * lateral_speed / dt).clamp(-lateral_grip, lateral_grip);
         let total = forward * longitudinal + right * lateral;
         force.force = Vec3::new(total.x, 0.0, total.y);
 

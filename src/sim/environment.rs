@@ -2,6 +2,8 @@
 //! and temperatures, and wind. Altitude adjusts temperature per vehicle.
 
 use bevy::prelude::*;
+use rand::{Rng, SeedableRng, rngs::SmallRng};
+use rand_distr::StandardNormal;
 
 use super::clock::SimClock;
 use crate::scenario::{EnvironmentSpec, Weather};
@@ -34,6 +36,8 @@ pub struct EnvironmentModel {
     pub base_altitude_m: f32,
     /// Phase of the shower cycle, from the seed.
     pub shower_phase: f32,
+    /// The run's seed, from which each day's deviation from the mean temperature is drawn.
+    pub seed: u64,
 }
 
 impl EnvironmentModel {
@@ -50,12 +54,32 @@ impl EnvironmentModel {
             Weather::Changing => (9.0 * (TAU * (t as f32) / 5400.0 + self.shower_phase).sin() - 4.0).max(0.0),
         };
         let wet = (precipitation_mm_h / 5.0).min(1.0);
-        let mut ambient_c = self.spec.ambient_mean_c + self.spec.ambient_swing_c * daily - 2.0 * wet;
+        let mut ambient_c = self.spec.ambient_mean_c + self.day_offset_c(t) + self.spec.ambient_swing_c * daily - 2.0 * wet;
         ambient_c = ambient_c.clamp(-45.0, 55.0);
         let freezing = ambient_c < 0.5 && precipitation_mm_h > 0.0;
         let road_friction = if freezing { 0.25 } else { 0.85 - 0.3 * wet };
         let gust = 1.0 + 0.3 * (TAU * (t as f32) / 600.0 + 2.0 * self.shower_phase).sin();
         Environment { ambient_c, precipitation_mm_h, road_friction, wind_mps: (self.spec.wind_mps * gust).max(0.0), hour }
+    }
+
+    /// How much warmer than the mean this day is at `t` (hot and cold days): one normal draw
+    /// per calendar day from the seed, blended from one day's to the next's over the night so
+    /// that the temperature never jumps.
+    fn day_offset_c(&self, t: f64) -> f32 {
+        if self.spec.day_to_day_c == 0.0 {
+            return 0.0;
+        }
+        // Days are counted from 03:00, the coldest hour, where one day gives way to the next.
+        let days = (f64::from(self.spec.start_hour) - 3.0) / 24.0 + t / 86_400.0;
+        let (day, into) = (days.floor(), days.fract() as f32);
+        let draw = |day: f64| {
+            let mut rng = SmallRng::seed_from_u64(self.seed ^ 0xDA7_0FF5E7 ^ (day as i64 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            rng.sample::<f32, _>(StandardNormal) * self.spec.day_to_day_c
+        };
+        // The first six hours of a day blend the night from the last day's value.
+        let blend = (into * 4.0).min(1.0);
+        let blend = 0.5 - 0.5 * (std::f32::consts::PI * blend).cos();
+        draw(day - 1.0) * (1.0 - blend) + draw(day) * blend
     }
 
     /// Air temperature at `altitude_m`, given conditions at base altitude.

@@ -57,6 +57,7 @@ impl Plugin for SimPlugin {
             spec: self.scenario.environment.clone(),
             base_altitude_m: self.scenario.world.base_altitude_m,
             shower_phase: (self.seed % 6283) as f32 / 1000.0,
+            seed: self.seed,
         };
         app.insert_resource(failures::InjectionSchedule::from_scenario(&self.scenario, self.vehicles, self.members))
             .insert_resource(hazards::Hazards::from_scenario(&self.scenario, self.vehicles, self.seed))

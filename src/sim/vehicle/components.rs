@@ -96,6 +96,8 @@ pub struct Drive {
     pub cranking_s: f32,
     /// Whether the engine runs.
     pub engine_on: bool,
+    /// Share of the payload capacity aboard, 0-1: loaded at departure, unloaded along the way.
+    pub payload: f32,
 }
 
 /// Temperatures, fluids, battery and wear: the slow state the physics step does not own.

@@ -63,12 +63,13 @@ pub(crate) fn spawn_fleet(world: &mut World) {
             dwell_s: (index % 60) as f32 * 5.0,
             ..default()
         };
-        let principal = spec.mass_kg * (spec.size_m.x * spec.size_m.x + spec.size_m.z * spec.size_m.z) / 12.0;
+        // Parked empty: the payload is loaded at departure.
+        let (mass, principal) = (spec.mass_with(0.0), spec.inertia_at(spec.mass_with(0.0)));
         (
             (Name::new(id.to_string()), Vehicle { id, model, home_depot: home }, Transform::from_translation(Vec3::new(at.x, 0.0, at.y) + offset)),
             AdditionalMassProperties::MassProperties(MassProperties {
                 local_center_of_mass: Vec3::ZERO,
-                mass: spec.mass_kg,
+                mass,
                 principal_inertia: Vec3::new(principal, principal, principal),
                 ..default()
             }),

@@ -7,8 +7,10 @@ use crate::model::VehicleModel;
 /// Physical specification of a vehicle model.
 #[derive(Debug, Clone, Copy)]
 pub struct VehicleSpec {
-    /// Laden mass in kilograms.
+    /// Laden mass in kilograms: with a full payload.
     pub mass_kg: f32,
+    /// Payload capacity in kilograms (cargo or passengers), part of the laden mass.
+    pub payload_kg: f32,
     /// Peak engine power in watts.
     pub max_power_w: f32,
     /// Peak engine torque in newton metres.
@@ -45,6 +47,7 @@ pub struct VehicleSpec {
 
 pub(super) const VAN: VehicleSpec = VehicleSpec {
     mass_kg: 3_000.0,
+    payload_kg: 1_000.0,
     max_power_w: 120_000.0,
     max_torque_nm: 400.0,
     idle_rpm: 800.0,
@@ -65,6 +68,7 @@ pub(super) const VAN: VehicleSpec = VehicleSpec {
 
 const TRUCK: VehicleSpec = VehicleSpec {
     mass_kg: 14_000.0,
+    payload_kg: 7_000.0,
     max_power_w: 240_000.0,
     max_torque_nm: 1_200.0,
     idle_rpm: 600.0,
@@ -85,6 +89,7 @@ const TRUCK: VehicleSpec = VehicleSpec {
 
 const BUS: VehicleSpec = VehicleSpec {
     mass_kg: 15_000.0,
+    payload_kg: 4_500.0,
     max_power_w: 220_000.0,
     max_torque_nm: 1_100.0,
     idle_rpm: 600.0,
@@ -102,6 +107,19 @@ const BUS: VehicleSpec = VehicleSpec {
     tank_l: 250.0,
     size_m: Vec3::new(12.0, 3.2, 2.55),
 };
+
+impl VehicleSpec {
+    /// Mass in kilograms with `payload` (0 empty to 1 full) aboard.
+    pub fn mass_with(&self, payload: f32) -> f32 {
+        self.mass_kg - self.payload_kg * (1.0 - payload.clamp(0.0, 1.0))
+    }
+
+    /// Principal moment of inertia in kg·m² at mass `mass_kg` (a uniform box about its
+    /// vertical axis, used for all three).
+    pub fn inertia_at(&self, mass_kg: f32) -> f32 {
+        mass_kg * (self.size_m.x * self.size_m.x + self.size_m.z * self.size_m.z) / 12.0
+    }
+}
 
 /// The specification of a model.
 pub fn spec(model: VehicleModel) -> &'static VehicleSpec {
