@@ -27,6 +27,8 @@ const AIR_DENSITY: f32 = 1.2;
 const ARRIVAL_M: f32 = 8.0;
 /// Speed through junctions in m/s.
 const JUNCTION_MPS: f32 = 20.0 / 3.6;
+/// Share of the tank below which a delivery is cut short for the depot.
+const LOW_FUEL_SHARE: f32 = 0.2;
 /// Speed cap in limp mode in m/s.
 pub const LIMP_MPS: f32 = 30.0 / 3.6;
 
@@ -93,7 +95,7 @@ fn navigate_one(
             if let Some(depot) = depot_here
                 && nav.plan == Plan::ToDepot(depot as u16)
             {
-                arrive_at_depot(nav, drive, config.dwell_s, rules);
+                arrive_at_depot(nav, drive, config.dwell_s, rules, vehicle.spec().tank_l);
                 return;
             }
             // Limp mode overrides the plan: home, now.
@@ -101,6 +103,12 @@ fn navigate_one(
                 nav.abandon_mission("limp mode: the vehicle's own rules sent it home", vehicle.home_depot);
                 nav.plan = Plan::ToDepot(vehicle.home_depot);
                 nav.status = VehicleStatus::Returning;
+            }
+            // Low on fuel: the rest of a delivery waits until the tank is filled at the depot.
+            if let Plan::Deliver { then_depot, .. } = nav.plan
+                && drive.fuel_l < LOW_FUEL_SHARE * vehicle.spec().tank_l
+            {
+                nav.plan = Plan::ToDepot(then_depot);
             }
             let next = match nav.plan {
                 Plan::Deliver { stops_left, then_depot } => {
@@ -142,7 +150,7 @@ fn depart(vehicle: &Vehicle, network: &RoadNetwork, nav: &mut Navigation, drive:
     let mut rng = junction_rng(seed, vehicle, step);
     // Light and heavy loads alike (a stream of its own, so routes do not depend on it): heavy
     // loads work the engine, brakes and tyres harder without any fault.
-    drive.payload = junction_rng(seed ^ 0x9A71_0AD, vehicle, step).random_range(0.1..1.0);
+    drive.payload = junction_rng(seed ^ 0x09A7_10AD, vehicle, step).random_range(0.1..1.0);
     let depots = network.depots.len() as u16;
     let then_depot = if nav.maintenance_due { vehicle.home_depot } else { rng.random_range(0..depots) };
     // Parked vehicles sit at the depot node they last drove to.
@@ -166,10 +174,12 @@ fn depart(vehicle: &Vehicle, network: &RoadNetwork, nav: &mut Navigation, drive:
     drive.cranking_s = 1.5;
 }
 
-fn arrive_at_depot(nav: &mut Navigation, drive: &mut Drive, dwell_s: f32, rules: &RuleState) {
+fn arrive_at_depot(nav: &mut Navigation, drive: &mut Drive, dwell_s: f32, rules: &RuleState, tank_l: f32) {
     nav.from = nav.to;
     drive.engine_on = false;
     drive.payload = 0.0;
+    // Every stop at a depot fills the tank (within the dwell).
+    drive.fuel_l = tank_l;
     // A vehicle in limp mode, or one booked in, is repaired before it leaves again.
     if nav.maintenance_due || rules.decision >= Some(RuleDecision::DeratePower) {
         nav.status = VehicleStatus::InMaintenance;

@@ -236,13 +236,13 @@ pub fn corrupt_reading(failure: &ActiveFailure, metric: Metric, truth: f32) -> f
 #[allow(clippy::type_complexity)]
 fn repair_at_depot(
     env: Res<Environment>,
-    mut vehicles: Query<(&Vehicle, &mut Navigation, &mut Faults, &mut Condition, &mut RuleState, &mut SensorState)>,
+    mut vehicles: Query<(&Vehicle, &mut Navigation, &mut Faults, &mut Condition, &mut RuleState, &mut SensorState, &mut Drive)>,
     mut outbox: ResMut<Outbox>,
     mut counters: ResMut<SimCounters>,
     fleet: Res<FleetConfig>,
 ) {
     let dt = STEP_S as f32;
-    for (vehicle, mut nav, mut faults, mut c, mut rules, mut sensors) in &mut vehicles {
+    for (vehicle, mut nav, mut faults, mut c, mut rules, mut sensors, mut drive) in &mut vehicles {
         if nav.status != VehicleStatus::InMaintenance {
             continue;
         }
@@ -263,6 +263,8 @@ fn repair_at_depot(
         let fresh = Condition::new(vehicle.spec(), env.ambient_c);
         *c = Condition { coolant_c: c.coolant_c, oil_c: c.oil_c, intake_c: c.intake_c, transmission_c: c.transmission_c, brake_c: c.brake_c, tyre_c: c.tyre_c, battery_c: c.battery_c, soc: c.soc.max(0.8), ..fresh };
         *rules = RuleState::default();
+        // A vehicle recovered after running dry leaves with a full tank too.
+        drive.fuel_l = vehicle.spec().tank_l;
         sensors.last = None;
         nav.maintenance_due = false;
         nav.stop_commanded = false;

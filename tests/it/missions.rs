@@ -45,3 +45,28 @@ fn deliveries_are_dispatched_driven_and_a_recalled_vehicles_delivery_is_handed_o
     assert_eq!(overheating.key.vehicle.to_string(), "V0009");
     assert!(!overheating.active && summary.repairs >= 1);
 }
+
+/// A vehicle low on fuel cuts its delivery short, fills up at the depot and drives on: a fleet
+/// keeps running for days, not until its tanks are dry.
+#[test]
+fn a_vehicle_low_on_fuel_fills_up_at_the_depot_and_drives_on() {
+    use aegis::model::Metric;
+    use aegis::sim::vehicle::Drive;
+    let mut h = crate::common::Harness::new(crate::common::scenario(crate::common::SMALL_WORLD));
+    h.run_for(std::time::Duration::from_secs(60));
+    // V0001 is under way with a tenth of its tank.
+    let mut drives = h.app.world_mut().query::<(&aegis::sim::Vehicle, &mut Drive)>();
+    for (vehicle, mut drive) in drives.iter_mut(h.app.world_mut()) {
+        if vehicle.id.0 == 1 {
+            drive.fuel_l = vehicle.spec().tank_l * 0.1;
+        }
+    }
+    h.run_for(std::time::Duration::from_secs(40 * 60));
+    let fuel = h.series(1, Metric::FuelLevelPct);
+    let lowest = fuel.iter().copied().fold(f32::MAX, f32::min);
+    let refilled = fuel.iter().rposition(|&f| f < 11.0).map(|i| fuel[i + 1..].iter().copied().fold(0.0, f32::max));
+    assert!(lowest > 0.0, "it never ran dry");
+    assert!(refilled.is_some_and(|f| f > 95.0), "it filled up: the most after the low {refilled:?}");
+    let speed = h.series(1, Metric::SpeedKph);
+    assert!(speed[speed.len() - 600..].iter().any(|&s| s > 10.0), "and drove on");
+}
