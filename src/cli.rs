@@ -64,6 +64,13 @@ enum Command {
     },
     /// Print what the API's WebSocket sends, as it arrives (reconnects and resumes by itself).
     Watch(WatchArgs),
+    /// Build training datasets for the failure-prediction model (docs/ML.md).
+    Dataset {
+        #[command(subcommand)]
+        command: DatasetCommand,
+    },
+    /// Train the failure-prediction model on a dataset (docs/ML.md).
+    Train(TrainArgs),
     /// Measure performance.
     Bench {
         #[command(subcommand)]
@@ -682,6 +689,82 @@ enum ScenarioCommand {
 }
 
 #[derive(Subcommand, Debug)]
+enum DatasetCommand {
+    /// Run a scenario headless once per seed, the centre in process, and write each run's
+    /// rows (a vehicle a minute: window features and ground-truth labels) as Parquet.
+    Build {
+        /// Scenario file (TOML).
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Seeds, one run each: 1,2,3 or 1-5.
+        #[arg(long, value_parser = parse_seeds)]
+        seeds: SeedList,
+        /// Fleet size (overrides the scenario).
+        #[arg(long)]
+        vehicles: Option<u32>,
+        /// Simulated time per run (overrides the scenario).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Decision policy of the in-process centre (default: assets/policies/default.toml).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// The dataset directory: a Parquet file per run and manifest.json.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// `aegis train --dataset DIR --out MODEL`.
+#[derive(Args, Debug)]
+struct TrainArgs {
+    /// The dataset directory (`aegis dataset build --out`).
+    #[arg(long)]
+    dataset: PathBuf,
+    /// The model file to write; its training report and curves go beside it as
+    /// MODEL.report.json and MODEL.curves.svg.
+    #[arg(long)]
+    out: PathBuf,
+    /// Seed of the folds, sampling, initial weights and batch order.
+    #[arg(long, default_value = "1")]
+    seed: u64,
+    /// Folds of the cross-validation.
+    #[arg(long, default_value = "5")]
+    folds: usize,
+    /// Epochs at most per training.
+    #[arg(long, default_value = "40")]
+    max_epochs: usize,
+    /// Try one setting only instead of the search (quicker, for trials).
+    #[arg(long)]
+    no_search: bool,
+}
+
+/// Seeds from the command line.
+#[derive(Debug, Clone)]
+struct SeedList(Vec<u64>);
+
+/// `1,2,3`, `1-5` or a mix: `1-3,7`.
+fn parse_seeds(text: &str) -> Result<SeedList, String> {
+    let mut seeds = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let number = |s: &str| s.trim().parse::<u64>().map_err(|_| format!("`{s}` is not a seed (a whole number)"));
+        match part.split_once('-') {
+            Some((from, to)) => {
+                let (from, to) = (number(from)?, number(to)?);
+                if from > to || to - from >= 10_000 {
+                    return Err(format!("`{part}`: expected a rising range of at most 10,000 seeds"));
+                }
+                seeds.extend(from..=to);
+            }
+            None => seeds.push(number(part)?),
+        }
+    }
+    if seeds.is_empty() {
+        return Err("expected at least one seed".into());
+    }
+    Ok(SeedList(seeds))
+}
+
+#[derive(Subcommand, Debug)]
 enum BenchCommand {
     /// Simulation throughput (vehicle-seconds per wall second) and memory per vehicle.
     Sim {
@@ -799,6 +882,46 @@ pub fn main() -> ExitCode {
 }
 
 
+/// `aegis train`: loads the dataset, trains with a progress bar, writes the model and its report.
+fn train_model(args: TrainArgs) -> anyhow::Result<()> {
+    use crate::ml::train::{EpochReport, TrainSettings, train};
+    let loading = std::time::Instant::now();
+    let dataset = crate::ml::dataset::Dataset::load(&args.dataset)?;
+    eprintln!("[aegis] train: {} rows from {} runs, read in {:.1} s", dataset.keys.len(), dataset.manifest.runs.len(), loading.elapsed().as_secs_f64());
+    let mut settings = TrainSettings { seed: args.seed, folds: args.folds, max_epochs: args.max_epochs, ..TrainSettings::default() };
+    if args.no_search {
+        settings.search.truncate(1);
+    }
+    let trainings = (settings.search.len() + settings.folds + 1) as f64;
+    let started = std::time::Instant::now();
+    let (mut done, mut last_stage) = (0.0, String::new());
+    let mut report = |e: &EpochReport| {
+        if e.stage != last_stage {
+            if !last_stage.is_empty() {
+                done += 1.0;
+            }
+            last_stage = e.stage.clone();
+        }
+        let fraction = (done + e.epoch as f64 / e.max_epochs as f64) / trainings;
+        let val = e.val_loss.map_or(String::new(), |v| format!("  val {v:.5}"));
+        eprintln!("[aegis] train {}  {:<10} epoch {:>2}/{}  loss {:.5}{val}", crate::app::progress_bar(fraction, started.elapsed()), e.stage, e.epoch, e.max_epochs, e.train_loss);
+    };
+    let (model, report_out) = train(&dataset, &settings, &mut report)?;
+    model.save(&args.out)?;
+    let plot_path = args.out.with_extension("curves.svg");
+    crate::ml::plots::training_curves(&report_out.curves, &plot_path)?;
+    let report_path = args.out.with_extension("report.json");
+    std::fs::write(&report_path, serde_json::to_string_pretty(&report_out)? + "\n").map_err(|e| anyhow::anyhow!("{}: {e}", report_path.display()))?;
+    println!("{}: trained on {} rows in {:.0} s ({:?}, {} epochs); report {}, curves {}", args.out.display(), report_out.rows, report_out.seconds, report_out.chosen.architecture.hidden, report_out.final_epochs, report_path.display(), plot_path.display());
+    for figures in &report_out.validation {
+        println!(
+            "  {:<15} within {:>2} h: {:>6} positives  ROC AUC {:.3}  AP {:.3}  Brier {:.4} (uncalibrated {:.4})",
+            figures.component, figures.horizon_h, figures.positives, figures.roc_auc, figures.average_precision, figures.brier, figures.brier_uncalibrated
+        );
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let windowed = matches!(&cli.command, Command::Run(args) if !args.headless && cfg!(feature = "gui"));
     if !windowed {
@@ -878,6 +1001,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Dataset { command: DatasetCommand::Build { scenario, seeds, vehicles, duration, policy, out } } => {
+            if vehicles == Some(0) {
+                anyhow::bail!("--vehicles: expected at least one vehicle");
+            }
+            let build = crate::app::dataset::DatasetBuild {
+                scenario: Scenario::load(&scenario)?,
+                seeds: seeds.0,
+                vehicles,
+                duration,
+                policy: policy.as_deref().map(Policy::load).transpose()?.unwrap_or_else(Policy::shipped),
+                out: out.clone(),
+                progress: true,
+            };
+            let manifest = crate::app::dataset::build_dataset(&build)?;
+            let rows: u64 = manifest.runs.iter().map(|r| r.rows).sum();
+            let days: f64 = manifest.runs.iter().map(|r| r.vehicle_days()).sum();
+            let counts = crate::ml::dataset::episode_counts(manifest.runs.iter().flat_map(|r| &r.episodes));
+            println!("{}: {} runs, {rows} rows, {days:.0} vehicle-days", out.display(), manifest.runs.len());
+            for (mode, (n, failed)) in counts {
+                println!("  {:<20} {n:>5} episodes, {failed:>5} reached functional failure", mode.as_str());
+            }
+            Ok(())
+        }
+        Command::Train(args) => train_model(args),
         Command::Scenario { command: ScenarioCommand::Validate { path } } => {
             let scenario = Scenario::load(&path)?;
             println!(

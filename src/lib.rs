@@ -13,6 +13,7 @@
 //!   shutdown.
 //! - [`store`]: fleet history in SQLite, fed from the bus, and queries over it.
 //! - [`api`]: the WebSocket and HTTP API for outside clients.
+//! - [`ml`]: failure prediction: features, labels, datasets, the model.
 //! - [`app`]: assembling headless and windowed apps, and running them.
 //! - `gui` (feature `gui`): the 3D view and panels.
 
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod console;
 #[cfg(feature = "gui")]
 pub mod gui;
+pub mod ml;
 pub mod model;
 pub mod orchestrator;
 pub mod processes;

@@ -3,6 +3,7 @@
 //! in the same process.
 
 pub mod centre;
+pub mod dataset;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -346,7 +347,7 @@ pub fn open_store(url: &str, options: &RunOptions, bus: &SharedBus) -> anyhow::R
 }
 
 /// `[########------------]  40%  ETA 12m 5s`: how far a run is, and when it ends at this pace.
-fn progress_bar(done: f64, elapsed: Duration) -> String {
+pub fn progress_bar(done: f64, elapsed: Duration) -> String {
     const WIDTH: usize = 20;
     let done = done.clamp(0.0, 1.0);
     let filled = (done * WIDTH as f64).round() as usize;

@@ -87,6 +87,21 @@ impl Component {
         Component::Telematics,
     ];
 
+    /// Wire name, as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Component::Engine => "engine",
+            Component::CoolingSystem => "cooling_system",
+            Component::Lubrication => "lubrication",
+            Component::Battery => "battery",
+            Component::Brakes => "brakes",
+            Component::Tyres => "tyres",
+            Component::WheelBearings => "wheel_bearings",
+            Component::Sensors => "sensors",
+            Component::Telematics => "telematics",
+        }
+    }
+
     /// Whether a failure of it endangers people, not only the vehicle's availability.
     pub fn safety_critical(self) -> bool {
         matches!(self, Component::Brakes | Component::Tyres | Component::WheelBearings)
@@ -128,6 +143,20 @@ impl FailureMode {
         FailureMode::SensorDrift,
     ];
 
+    /// Wire name, as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureMode::CoolantLeak => "coolant_leak",
+            FailureMode::BrakePadWear => "brake_pad_wear",
+            FailureMode::BatteryDegradation => "battery_degradation",
+            FailureMode::SlowPuncture => "slow_puncture",
+            FailureMode::OilPumpFailure => "oil_pump_failure",
+            FailureMode::WheelBearingWear => "wheel_bearing_wear",
+            FailureMode::SensorStuck => "sensor_stuck",
+            FailureMode::SensorDrift => "sensor_drift",
+        }
+    }
+
     /// The component this mode damages.
     pub fn component(self) -> Component {
         match self {
@@ -144,5 +173,24 @@ impl FailureMode {
     /// Whether this is a fault of the measurement rather than of the machine.
     pub fn is_sensor_fault(self) -> bool {
         self.component() == Component::Sensors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_are_what_serde_writes() {
+        let serde_name = |v: serde_json::Value| v.as_str().map(str::to_owned);
+        for c in Component::ALL {
+            assert_eq!(serde_name(serde_json::to_value(c).unwrap()).as_deref(), Some(c.as_str()));
+        }
+        for m in FailureMode::ALL {
+            assert_eq!(serde_name(serde_json::to_value(m).unwrap()).as_deref(), Some(m.as_str()));
+        }
+        for m in VehicleModel::ALL {
+            assert_eq!(serde_name(serde_json::to_value(m).unwrap()).as_deref(), Some(m.as_str()));
+        }
     }
 }

@@ -90,6 +90,15 @@ impl VehicleModel {
     /// Every model.
     pub const ALL: [VehicleModel; 3] = [VehicleModel::Van, VehicleModel::Truck, VehicleModel::Bus];
 
+    /// Wire name, as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VehicleModel::Van => "van",
+            VehicleModel::Truck => "truck",
+            VehicleModel::Bus => "bus",
+        }
+    }
+
     /// Capabilities this model comes with.
     pub fn capabilities(self) -> &'static [Capability] {
         match self {

@@ -63,6 +63,12 @@ fn the_data_model_and_the_world_are_bevy_free() {
 }
 
 #[test]
+fn the_learning_code_is_an_adapter_free_of_the_simulator_and_bevy() {
+    let found = uses("ml", &["crate::sim", "crate::gui", "crate::bus", "crate::app", "crate::orchestrator", "crate::store", "bevy", "bevy_rapier3d", "redis", "tokio"]);
+    assert!(found.is_empty(), "ml/ must depend only on the data model (and Burn, Parquet):\n{}", found.join("\n"));
+}
+
+#[test]
 fn the_simulators_modules_have_no_import_loop() {
     let sim = src().join("sim");
     // Module of each file: `sim/vehicle/spawn.rs` is `vehicle`, `sim/mod.rs` is `mod`.

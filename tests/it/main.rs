@@ -8,6 +8,7 @@ mod determinism;
 mod failures;
 mod messages;
 mod missions;
+mod ml;
 mod orchestration;
 mod postgres_server;
 mod redis_server;
