@@ -138,6 +138,13 @@ struct RunArgs {
     /// messages `aegis fleet` sends.
     #[arg(long)]
     no_orchestrator: bool,
+    /// The failure model the centre consults (default: the one built in,
+    /// assets/models/failure.aegis); refused at start-up if it cannot be used.
+    #[arg(long, conflicts_with = "no_model")]
+    model: Option<PathBuf>,
+    /// Run the centre without the failure model: no predictions.
+    #[arg(long)]
+    no_model: bool,
     /// Save one rendered frame to this PNG and exit (3D view only).
     #[arg(long)]
     screenshot: Option<PathBuf>,
@@ -781,6 +788,18 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The failure model in service: feature state, rows and batched inference per vehicle.
+    Predict {
+        /// Vehicles in the fleet (the batch).
+        #[arg(long)]
+        vehicles: u32,
+        /// Minutes to measure over, after an hour that fills the windows.
+        #[arg(long, default_value = "5")]
+        minutes: u32,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// The orchestrator's decision loop: whether it keeps up at 1 Hz, and alert latency.
     Orchestrator {
         /// Vehicles, each sending one telemetry frame per second.
@@ -981,6 +1000,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 summary.decisions.missions.missions_reassigned,
                 summary.decisions.missions.missions_missed
             );
+            Ok(())
+        }
+        Command::Bench { command: BenchCommand::Predict { vehicles, minutes, json } } => {
+            anyhow::ensure!(vehicles > 0 && minutes > 0, "--vehicles and --minutes: expected at least one");
+            let figures = crate::bench::bench_predict(vehicles, minutes)?;
+            if json {
+                println!("{}", serde_json::to_string(&figures)?);
+            } else {
+                println!("{}", figures.human());
+            }
             Ok(())
         }
         Command::Bench { command: BenchCommand::Orchestrator { vehicles, duration, json } } => {
@@ -1366,6 +1395,13 @@ fn run_scenario(args: RunArgs) -> anyhow::Result<()> {
         Some(path) => Some(Policy::load(path)?),
         None => Some(Policy::shipped()),
     };
+    options.model = match &args.model {
+        _ if args.no_model || args.no_orchestrator => None,
+        Some(path) => Some(crate::app::ModelChoice::File(path.clone())),
+        None => Some(crate::app::ModelChoice::Shipped),
+    };
+    // A model that cannot be used is refused now, not once the run is under way.
+    crate::app::centre::predictor(&options)?;
     if !args.headless {
         #[cfg(feature = "gui")]
         {

@@ -16,7 +16,7 @@ use crate::model::{MessageKind, Operation, OperatorReply};
 use crate::orchestrator::Centre;
 use crate::orchestrator::brain::Brain;
 use crate::orchestrator::policy::Policy;
-use crate::orchestrator::ports::{StateStore, Watched};
+use crate::orchestrator::ports::{FailurePredictor, StateStore, Watched};
 use crate::scenario::Scenario;
 use crate::schedule::SimSystems;
 use crate::sim::SimClock;
@@ -38,9 +38,10 @@ pub struct LocalCentre {
 }
 
 impl LocalCentre {
-    /// A centre with `policy` for the fleet of `scenario` on `bus`; what it saves also feeds
-    /// `hub`, the API's view of the fleet, when there is one.
-    pub fn new(policy: Policy, scenario: &Scenario, bus: SharedBus, hub: Option<Arc<Hub>>) -> Self {
+    /// A centre with `policy` for the fleet of `scenario` on `bus`, consulting `predictor`
+    /// when given; what it saves also feeds `hub`, the API's view of the fleet, when there is
+    /// one.
+    pub fn new(policy: Policy, scenario: &Scenario, bus: SharedBus, hub: Option<Arc<Hub>>, predictor: Option<Box<dyn FailurePredictor>>) -> Self {
         let inbox = bus.subscribe(Filter::kinds(&[MessageKind::Telemetry, MessageKind::Heartbeat, MessageKind::Event, MessageKind::CommandAck]), Backlog::Lossless);
         let (desk, operators) = operator_desk();
         let state = MemoryState::default();
@@ -48,7 +49,10 @@ impl LocalCentre {
             Some(hub) => Box::new(Watched { inner: state.clone(), watcher: hub }),
             None => Box::new(state.clone()),
         };
-        let centre = Centre::new(Brain::new(policy).with_scenario(scenario), Box::new(operators), store);
+        let mut centre = Centre::new(Brain::new(policy).with_scenario(scenario), Box::new(operators), store);
+        if let Some(predictor) = predictor {
+            centre = centre.with_predictor(predictor);
+        }
         Self { centre, desk, state, inbox, bus }
     }
 
@@ -69,6 +73,18 @@ impl LocalCentre {
             self.bus.publish(envelope);
         }
     }
+}
+
+/// The failure predictor `options` ask for, its model loaded and checked against this build:
+/// a missing, malformed or mismatched model file is an error here, before the run starts.
+pub fn predictor(options: &super::RunOptions) -> anyhow::Result<Option<Box<dyn FailurePredictor>>> {
+    let Some(choice) = &options.model else { return Ok(None) };
+    let model = match choice {
+        super::ModelChoice::Shipped => crate::ml::model::FailureModel::shipped()?,
+        super::ModelChoice::File(path) => crate::ml::model::FailureModel::load(path)?,
+    };
+    let models = options.scenario.fleet_models(options.vehicles).into_iter().enumerate().map(|(i, m)| (crate::model::VehicleId(i as u32 + 1), m)).collect();
+    Ok(Some(Box::new(crate::ml::online::OnlinePredictor::new(model, models))))
 }
 
 /// Steps an inserted [`LocalCentre`] once per simulated second.

@@ -56,6 +56,8 @@ pub struct RunOptions {
     pub summary: Option<PathBuf>,
     /// Run the orchestrator's decision loop in this process with this policy.
     pub policy: Option<Policy>,
+    /// The failure model the in-process centre consults (none: no predictions).
+    pub model: Option<ModelChoice>,
     /// Print progress lines to stderr.
     pub progress: bool,
     /// Store every message in this database (`sqlite:PATH`), fed from the bus.
@@ -79,6 +81,7 @@ impl RunOptions {
             telemetry_out: None,
             summary: None,
             policy: None,
+            model: None,
             progress: false,
             store: None,
             lifecycle: Default::default(),
@@ -106,6 +109,15 @@ pub fn headless_app(options: &RunOptions, bus: SharedBus) -> App {
         });
     }
     app
+}
+
+/// Which failure model a run's centre consults.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelChoice {
+    /// The model built into this binary (assets/models/failure.aegis).
+    Shipped,
+    /// A model file.
+    File(PathBuf),
 }
 
 /// What a run did, written as JSON by `--summary`.
@@ -424,7 +436,7 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
     let hub = api_hub(options);
     let mut desk = None;
     if let Some(policy) = options.policy.clone() {
-        let centre = centre::LocalCentre::new(policy, &options.scenario, bus.clone(), hub.clone());
+        let centre = centre::LocalCentre::new(policy, &options.scenario, bus.clone(), hub.clone(), centre::predictor(options)?);
         desk = Some(centre.desk.clone());
         app.insert_resource(centre);
         app.add_plugins(centre::plugin);

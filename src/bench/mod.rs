@@ -4,11 +4,13 @@
 mod bus;
 mod floor;
 mod orchestrator;
+mod predict;
 mod profile;
 mod store;
 mod ws;
 
 pub use bus::{BusBench, bench_bus};
+pub use predict::{PredictBench, bench_predict};
 pub use store::{StoreBench, StoreBenchOptions, bench_store};
 pub use ws::{WsBench, WsBenchOptions, bench_ws};
 

@@ -44,7 +44,7 @@ pub fn run(options: RunOptions, screenshot: Option<PathBuf>, exit_after: Option<
     let hub = crate::app::api_hub(&options);
     let mut desk = None;
     if let Some(policy) = options.policy.clone() {
-        let centre = LocalCentre::new(policy, &options.scenario, bus.clone(), hub.clone());
+        let centre = LocalCentre::new(policy, &options.scenario, bus.clone(), hub.clone(), crate::app::centre::predictor(&options)?);
         desk = Some(centre.desk.clone());
         app.insert_resource(centre);
         app.add_plugins(centre::plugin);

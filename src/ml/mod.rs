@@ -6,6 +6,7 @@
 //! - [`labels`]: failure episodes and, for any moment, what fails within each horizon.
 //! - [`dataset`]: a run's rows collected and labelled; Parquet files and their manifest.
 //! - [`model`]: the network, its calibration, and its file with its metadata.
+//! - [`online`]: the model in service, the centre's failure predictor.
 //! - [`train`]: grouped folds, search, early stopping, calibration, the final model.
 //! - [`metrics`]: ROC AUC, average precision, Brier score.
 //! - [`plots`]: training curves as SVG.
@@ -17,6 +18,7 @@ pub mod features;
 pub mod labels;
 pub mod metrics;
 pub mod model;
+pub mod online;
 pub mod plots;
 pub mod train;
 

@@ -188,6 +188,12 @@ impl FailureModel {
         std::fs::rename(&partial, path).map_err(MlError::io(path))
     }
 
+    /// The model built into this binary: assets/models/failure.aegis when it was compiled.
+    pub fn shipped() -> Result<FailureModel, MlError> {
+        const SHIPPED: &[u8] = include_bytes!("../../assets/models/failure.aegis");
+        Self::from_bytes(SHIPPED).map_err(|problem| MlError::Model { path: "assets/models/failure.aegis (built in)".into(), problem })
+    }
+
     /// Reads a model file, refusing one that is malformed or that was made for other features,
     /// components or horizons than this build's, with what is wrong.
     pub fn load(path: &Path) -> Result<FailureModel, MlError> {

@@ -23,15 +23,17 @@ const PALETTE: [RGBColor; 7] = [
 pub fn training_curves(curves: &[Curve], path: &Path) -> Result<(), MlError> {
     let plot = |e: String| MlError::Dataset { path: path.to_owned(), problem: format!("plot: {e}") };
     let epochs = curves.iter().map(|c| c.train_loss.len()).max().unwrap_or(1).max(2);
-    let top = curves.iter().flat_map(|c| c.train_loss.iter().chain(&c.val_loss)).copied().filter(|v| v.is_finite()).fold(0.0f64, f64::max).max(1e-6) * 1.05;
+    let values = || curves.iter().flat_map(|c| c.train_loss.iter().chain(&c.val_loss)).copied().filter(|v| v.is_finite() && *v > 0.0);
+    let top = values().fold(0.0f64, f64::max).max(1e-6) * 1.2;
+    let bottom = values().fold(f64::INFINITY, f64::min).min(top / 10.0) * 0.8;
     let root = SVGBackend::new(path, (960, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot(e.to_string()))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Training curves: loss per epoch (thin: training, thick: validation; dot: the epoch kept)", ("sans-serif", 18))
+        .caption("Training curves: loss per epoch, log scale (thin: training, thick: validation; dot: the epoch kept)", ("sans-serif", 18))
         .margin(16)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(1usize..epochs, 0.0..top)
+        .build_cartesian_2d(1usize..epochs, (bottom..top).log_scale())
         .map_err(|e| plot(e.to_string()))?;
     chart.configure_mesh().x_desc("epoch").y_desc("loss").draw().map_err(|e| plot(e.to_string()))?;
     for (i, curve) in curves.iter().enumerate() {

@@ -16,7 +16,7 @@ use super::quality::DataQuality;
 use super::missions::{Candidate, MissionBoard, MissionFigures, MissionState, health_weight};
 pub use crate::model::FleetOverview;
 use super::policy::Policy;
-use super::ports::{Cursor, KeptState};
+use super::ports::{Cursor, KeptState, VehiclePrediction};
 use super::tracker::{FleetTracker, Ingested, PresenceChange};
 use crate::model::{Body, CommandAction, Component, Envelope, EventKind, Metric, Recommendation, RecommendedAction, RuleDecision, RuleId, Severity, VehicleId, VehicleModel, VehicleStatus};
 
@@ -104,6 +104,9 @@ pub struct Brain {
     models: Vec<VehicleModel>,
     /// The scenario's missions, when it has any.
     pub missions: Option<MissionBoard>,
+    /// Per vehicle and component, how many evaluations in a row a prediction has held
+    /// (positive) or been absent (negative): the policy's `sustain` decides when it counts.
+    streaks: BTreeMap<(VehicleId, Component), i32>,
 }
 
 impl Brain {
@@ -132,6 +135,7 @@ impl Brain {
             scenario: None,
             models: Vec::new(),
             missions: None,
+            streaks: BTreeMap::new(),
         }
     }
 
@@ -313,11 +317,51 @@ impl Brain {
         Ok(id)
     }
 
+    /// One evaluation of a vehicle by the failure model. For each component, the shortest
+    /// horizon whose probability reaches the policy's threshold is a prediction; held for
+    /// `sustain` evaluations in a row it is raised ([`Brain::predicted`], with the model's time
+    /// estimate kept between that horizon and the next shorter one), absent as long it is
+    /// lifted.
+    pub fn prediction(&mut self, evaluation: &VehiclePrediction, at: f64) {
+        let settings = self.policy.prediction;
+        let sustain = settings.sustain as i32;
+        for outlook in &evaluation.components {
+            let hit = outlook.within.iter().position(|(_, p)| *p >= settings.probability);
+            let key = (evaluation.vehicle, outlook.component);
+            let streak = self.streaks.entry(key).or_insert(0);
+            *streak = match (hit.is_some(), *streak) {
+                (true, s) if s > 0 => s.saturating_add(1),
+                (true, _) => 1,
+                (false, s) if s < 0 => s.saturating_sub(1),
+                (false, _) => -1,
+            };
+            let streak = *streak;
+            match hit {
+                Some(i) if streak >= sustain => {
+                    // Not within the shorter horizons, within this one: the estimate between.
+                    let (horizon, probability) = outlook.within[i];
+                    let shorter = if i == 0 { 0.0 } else { outlook.within[i - 1].0 as f32 };
+                    let hours = outlook.hours_to_failure.clamp(shorter, horizon as f32);
+                    self.predicted(evaluation.vehicle, outlook.component, Some(hours), probability, outlook.evidence.clone(), at);
+                }
+                // Lifted once, as the absence becomes sustained (a calm fleet costs no lookups).
+                None if streak == -sustain => {
+                    let key = AlertKey { vehicle: evaluation.vehicle, component: outlook.component, alert_type: "predicted_failure".to_owned() };
+                    if self.alerts.all().any(|a| a.active && a.key == key) {
+                        self.predicted(evaluation.vehicle, outlook.component, None, 0.0, Vec::new(), at);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// A failure prediction for one of `vehicle`'s components: failure expected within
-    /// `hours` with `confidence`, or `None` when the model no longer expects one. It becomes a
+    /// `hours` with `confidence` (and the features that say so as `evidence`), or `None` when
+    /// the model no longer expects one. It becomes a
     /// `predicted_failure` alert (origin `prediction`) whose severity grows as the horizon
     /// shrinks, and the policy's `failure_within_h` rules decide what to do about it.
-    pub fn predicted(&mut self, vehicle: VehicleId, component: Component, hours: Option<f32>, confidence: f32, at: f64) {
+    pub fn predicted(&mut self, vehicle: VehicleId, component: Component, hours: Option<f32>, confidence: f32, evidence: Vec<(String, f32)>, at: f64) {
         let severity = match hours {
             Some(h) if h <= 2.0 => Severity::Critical,
             Some(h) if h <= 8.0 => Severity::Major,
@@ -330,7 +374,7 @@ impl Brain {
             condition: if hours.is_some() { Condition::Raise } else { Condition::Clear },
             severity,
             origin: Origin::Prediction,
-            evidence: Vec::new(),
+            evidence,
             recommendation: Recommendation {
                 action: RecommendedAction::ScheduleMaintenance,
                 reason: hours.map_or_else(|| "no failure expected any more".to_owned(), |h| format!("{component:?} predicted to fail within {h:.1} h")),
@@ -541,18 +585,60 @@ mod tests {
     fn a_predicted_failure_books_maintenance_and_holds_missions_until_the_prediction_lifts() {
         let mut brain = Brain::new(Policy::shipped());
         brain.ingest(&frame(0, false), 0.0);
-        brain.predicted(VehicleId(5), Component::Brakes, Some(30.0), 0.8, 10.0);
+        brain.predicted(VehicleId(5), Component::Brakes, Some(30.0), 0.8, Vec::new(), 10.0);
         let alert = brain.alerts.all().next().expect("raised").clone();
         assert_eq!((alert.origin, alert.severity, alert.time_to_failure_h), (Origin::Prediction, Severity::Warning, Some(30.0)));
         assert_eq!(brain.figures().commands_issued, 0, "30 h away: nothing to do yet");
-        brain.predicted(VehicleId(5), Component::Brakes, Some(6.0), 0.8, 20.0);
+        brain.predicted(VehicleId(5), Component::Brakes, Some(6.0), 0.8, Vec::new(), 20.0);
         let alert = brain.alerts.get(&alert.id).unwrap().clone();
         assert_eq!((alert.severity, alert.occurrences), (Severity::Major, 2), "the same alert, more severe");
         let commands: Vec<_> = brain.commands.all().map(|c| c.action.clone()).collect();
         assert_eq!(commands, [CommandAction::ScheduleMaintenance], "within the policy's 8 h");
         assert!(brain.policy.decide(&alert).unwrap().hold_missions);
-        brain.predicted(VehicleId(5), Component::Brakes, None, 0.8, 30.0);
+        brain.predicted(VehicleId(5), Component::Brakes, None, 0.8, Vec::new(), 30.0);
         assert!(!brain.alerts.get(&alert.id).unwrap().active);
+    }
+
+    #[test]
+    fn a_model_prediction_counts_once_sustained_and_the_policy_books_maintenance() {
+        use crate::orchestrator::ports::{ComponentOutlook, VehiclePrediction};
+        let mut brain = Brain::new(Policy::shipped());
+        brain.ingest(&frame(0, false), 0.0);
+        let evaluation = |p6: f32| VehiclePrediction {
+            vehicle: VehicleId(5),
+            sim_s: 0.0,
+            components: vec![ComponentOutlook {
+                component: Component::CoolingSystem,
+                within: vec![(2, 0.1), (6, p6), (24, 0.95)],
+                hours_to_failure: 4.5,
+                evidence: vec![("coolant_level_pct_1h_slope_per_h".into(), -3.0)],
+            }],
+        };
+        // The shipped policy: 0.7, held for 3 evaluations. Two are not enough.
+        brain.prediction(&evaluation(0.9), 60.0);
+        brain.prediction(&evaluation(0.9), 120.0);
+        assert_eq!(brain.alerts.all().count(), 0);
+        brain.prediction(&evaluation(0.9), 180.0);
+        let alert = brain.alerts.all().next().expect("raised on the third").clone();
+        assert_eq!((alert.origin, alert.key.alert_type.as_str(), alert.time_to_failure_h, alert.confidence), (Origin::Prediction, "predicted_failure", Some(4.5), 0.9));
+        assert_eq!(alert.evidence, vec![("coolant_level_pct_1h_slope_per_h".to_owned(), -3.0)]);
+        // Within the policy's 8 h: maintenance, once.
+        brain.prediction(&evaluation(0.9), 240.0);
+        let commands: Vec<_> = brain.commands.all().map(|c| c.action.clone()).collect();
+        assert_eq!(commands, [CommandAction::ScheduleMaintenance]);
+        // Below the threshold at 6 h, still above at 24 h: the prediction stays, further out.
+        brain.prediction(&evaluation(0.2), 300.0);
+        let alert = brain.alerts.get(&alert.id).unwrap().clone();
+        assert!(alert.active);
+        assert_eq!(alert.time_to_failure_h, Some(6.0), "not within 6 h, so at least 6");
+        // Nothing within any horizon for three evaluations: lifted.
+        let calm = VehiclePrediction { components: vec![ComponentOutlook { within: vec![(2, 0.0), (6, 0.0), (24, 0.1)], ..evaluation(0.0).components[0].clone() }], ..evaluation(0.0) };
+        for at in [360.0, 420.0] {
+            brain.prediction(&calm, at);
+            assert!(brain.alerts.get(&alert.id).unwrap().active);
+        }
+        brain.prediction(&calm, 480.0);
+        assert!(!brain.alerts.get(&alert.id).unwrap().active, "lifted after three calm evaluations");
     }
 
     #[test]

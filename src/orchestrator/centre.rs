@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use super::brain::{Brain, BrainFigures};
 use super::operator;
-use super::ports::{Changes, KeptState, OperatorChannel, StateStore};
+use super::ports::{Changes, FailurePredictor, KeptState, OperatorChannel, StateStore};
 use super::tracker::{Ingested, PresenceChange};
 use crate::model::{AlertRecord, AlertUpdate, AuditEvent, Body, Envelope, FleetStatus, VehicleId, VehicleSummary};
 
@@ -44,6 +44,8 @@ pub struct Centre {
     latest_sim_time: f64,
     /// (wall instant, messages processed) at each save of the last [`RATE_WINDOW`].
     message_counts: std::collections::VecDeque<(std::time::Instant, u64)>,
+    /// The failure model, when one is loaded.
+    predictor: Option<Box<dyn FailurePredictor>>,
     /// Counters.
     pub counters: CentreCounters,
 }
@@ -54,7 +56,14 @@ const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
 impl Centre {
     /// A centre running `brain`, taking requests from `operators` and saving to `store`.
     pub fn new(brain: Brain, operators: Box<dyn OperatorChannel>, store: Box<dyn StateStore>) -> Self {
-        Self { brain, operators, store, outgoing: Vec::new(), central_seq: BTreeMap::new(), audit_published: 0, latest_sim_time: 0.0, message_counts: Default::default(), counters: CentreCounters::default() }
+        Self { brain, operators, store, outgoing: Vec::new(), central_seq: BTreeMap::new(), audit_published: 0, latest_sim_time: 0.0, message_counts: Default::default(), predictor: None, counters: CentreCounters::default() }
+    }
+
+    /// The same centre consulting `predictor`: every new telemetry frame goes to it, and its
+    /// evaluations to the decision loop at each tick.
+    pub fn with_predictor(mut self, predictor: Box<dyn FailurePredictor>) -> Self {
+        self.predictor = Some(predictor);
+        self
     }
 
     /// Takes back what an earlier run kept (see [`Brain::restore`]).
@@ -79,6 +88,9 @@ impl Centre {
         let (ingested, change) = self.brain.ingest(envelope, now);
         if ingested == Ingested::New {
             self.counters.messages += 1;
+            if let (Some(predictor), Body::Telemetry(telemetry)) = (&mut self.predictor, &envelope.body) {
+                predictor.observe(envelope.vehicle_id, envelope.sim_time, &telemetry.metrics);
+            }
         }
         if let Some(change) = change {
             self.counters.came_online += 1;
@@ -103,6 +115,11 @@ impl Centre {
             tracing::info!("operator {}: {:?} on `{}`: {}", request.actor, request.operation, request.alert, reply.error.as_deref().or(reply.command.as_deref()).unwrap_or("done"));
             self.operators.reply(&request, reply);
             self.counters.operator_requests += 1;
+        }
+        if let Some(predictor) = &mut self.predictor {
+            for evaluation in predictor.poll() {
+                self.brain.prediction(&evaluation, sim_at);
+            }
         }
         let commands = self.brain.tick(sim_at);
         self.outgoing.extend(commands);

@@ -87,6 +87,33 @@ pub struct Decision {
     pub recover: bool,
 }
 
+/// When a prediction counts, from the policy file's `[prediction]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictionSettings {
+    /// A component is predicted to fail within a horizon once its probability reaches this.
+    #[serde(default = "default_probability")]
+    pub probability: f32,
+    /// Consecutive evaluations (one a simulated minute) a prediction must hold before it is
+    /// raised, and be absent before it is lifted.
+    #[serde(default = "default_sustain")]
+    pub sustain: u32,
+}
+
+impl Default for PredictionSettings {
+    fn default() -> Self {
+        Self { probability: default_probability(), sustain: default_sustain() }
+    }
+}
+
+fn default_probability() -> f32 {
+    0.7
+}
+
+fn default_sustain() -> u32 {
+    3
+}
+
 /// How alerts age, from the policy file's `[alerts]` table.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,6 +152,9 @@ pub struct Policy {
     /// Escalation and reopening.
     #[serde(default)]
     pub alerts: AlertTimes,
+    /// When a model's prediction becomes an alert.
+    #[serde(default)]
+    pub prediction: PredictionSettings,
     /// Tried in order.
     #[serde(rename = "rule")]
     pub rules: Vec<PolicyRule>,
@@ -152,6 +182,12 @@ impl Policy {
             ScenarioError::Invalid { path: path.to_owned(), line, column, message }
         };
         let policy: Policy = toml::from_str(text).map_err(|e| invalid(e.span().map_or(0, |s| s.start), e.message().trim().to_owned()))?;
+        let prediction = policy.prediction;
+        let probability_ok = prediction.probability > 0.0 && prediction.probability < 1.0;
+        if !probability_ok || !(1..=1000).contains(&prediction.sustain) {
+            let at = text.find("[prediction]").unwrap_or(0);
+            return Err(invalid(at, format!("prediction: expected a probability between 0 and 1 and a sustain of 1 to 1000 evaluations, found {} and {}", prediction.probability, prediction.sustain)));
+        }
         for rule in &policy.rules {
             let at = text.find(&format!("\"{}\"", rule.name)).unwrap_or(0);
             if rule.action == PolicyAction::ReduceSpeed && !rule.max_kph.is_some_and(|v| v.is_finite() && (0.0..=250.0).contains(&v)) {
@@ -214,6 +250,7 @@ mod tests {
     fn the_shipped_policy_maps_alerts_to_commands() {
         let policy = Policy::shipped();
         assert_eq!((policy.alerts.escalate_after, policy.alerts.reopen_within), (600.0, 300.0));
+        assert_eq!((policy.prediction.probability, policy.prediction.sustain), (0.7, 3));
         let decide = |a: AlertRecord| policy.decide(&a).map(|d| (d.command, d.hold_missions));
         assert_eq!(decide(alert(Component::Brakes, "brake_failure", Severity::Critical, None)), Some((Some(CommandAction::Stop), true)));
         assert_eq!(decide(alert(Component::CoolingSystem, "overheating", Severity::Major, None)), Some((Some(CommandAction::ScheduleMaintenance), true)));
@@ -234,5 +271,7 @@ mod tests {
         assert!(error.contains("at least one condition"), "{error}");
         let error = Policy::parse("[alerts]\nescalate_after = \"soon\"\n[[rule]]\nname = \"x\"\nwhen = { alert_type = \"x\" }\naction = \"stop\"\n", Path::new("p.toml")).unwrap_err().to_string();
         assert!(error.starts_with("p.toml:2:") && error.contains("soon"), "{error}");
+        let error = Policy::parse("[prediction]\nprobability = 1.5\n[[rule]]\nname = \"x\"\nwhen = { alert_type = \"x\" }\naction = \"stop\"\n", Path::new("p.toml")).unwrap_err().to_string();
+        assert!(error.starts_with("p.toml:1:") && error.contains("prediction") && error.contains("1.5"), "{error}");
     }
 }

@@ -1,7 +1,8 @@
-//! The centre's two ports to the outside, implemented by each transport (in process and over
-//! Redis, in `bus/`): where operators' requests come from, and where the centre keeps what
-//! must outlive it and what others read of it. Both are synchronous and never wait: an
-//! adapter that talks to a server does so on its own task and hands over through channels.
+//! The centre's ports to the outside: where operators' requests come from, and where the
+//! centre keeps what must outlive it and what others read of it (implemented by each transport,
+//! in process and over Redis, in `bus/`); and the failure predictor it consults (implemented
+//! by `ml/`). All are synchronous and never wait: an adapter that talks to a server does so on
+//! its own task and hands over through channels.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::commands::TrackedCommand;
 use super::missions::{BoardCursor, Mission};
-use crate::model::{AlertRecord, Envelope, FleetStatus, OperatorReply, OperatorRequest, Severity, VehicleId, VehicleSummary};
+use crate::model::{AlertRecord, Component, Envelope, FleetStatus, OperatorReply, OperatorRequest, Severity, TelemetryFrame, VehicleId, VehicleSummary};
 
 /// Where operators' requests arrive and their replies go.
 pub trait OperatorChannel: Send + Sync {
@@ -27,6 +28,41 @@ impl<T: OperatorChannel + ?Sized> OperatorChannel for Box<T> {
     fn reply(&mut self, request: &OperatorRequest, reply: OperatorReply) {
         (**self).reply(request, reply);
     }
+}
+
+/// A failure predictor: fed every new telemetry frame, asked once a second for what it has
+/// concluded since (it evaluates the whole fleet in one batch once a simulated minute).
+pub trait FailurePredictor: Send + Sync {
+    /// Takes one frame of `vehicle` sampled at simulated second `sim_s`.
+    fn observe(&mut self, vehicle: VehicleId, sim_s: f64, frame: &TelemetryFrame);
+    /// The evaluations made since the last call, each vehicle's newest.
+    fn poll(&mut self) -> Vec<VehiclePrediction>;
+}
+
+/// One evaluation of one vehicle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VehiclePrediction {
+    /// The vehicle.
+    pub vehicle: VehicleId,
+    /// Simulated second of the data it rests on.
+    pub sim_s: f64,
+    /// Each predicted component's outlook.
+    pub components: Vec<ComponentOutlook>,
+}
+
+/// What the model expects of one component.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComponentOutlook {
+    /// The component.
+    pub component: Component,
+    /// Calibrated probability of failing within each horizon: (hours, probability), shortest
+    /// horizon first.
+    pub within: Vec<(u32, f32)>,
+    /// Estimated hours to failure.
+    pub hours_to_failure: f32,
+    /// The features that most raised the probability, with their values (for the alert's
+    /// evidence), most first.
+    pub evidence: Vec<(String, f32)>,
 }
 
 /// Where the centre's state goes: what changed since the last save, once a second. The store

@@ -64,8 +64,12 @@ fn the_data_model_and_the_world_are_bevy_free() {
 
 #[test]
 fn the_learning_code_is_an_adapter_free_of_the_simulator_and_bevy() {
-    let found = uses("ml", &["crate::sim", "crate::gui", "crate::bus", "crate::app", "crate::orchestrator", "crate::store", "bevy", "bevy_rapier3d", "redis", "tokio"]);
-    assert!(found.is_empty(), "ml/ must depend only on the data model (and Burn, Parquet):\n{}", found.join("\n"));
+    // Of the centre, only its ports: the predictor is an adapter the centre consults.
+    let found: Vec<String> = uses("ml", &["crate::sim", "crate::gui", "crate::bus", "crate::app", "crate::orchestrator", "crate::store", "bevy", "bevy_rapier3d", "redis", "tokio"])
+        .into_iter()
+        .filter(|line| !line.contains("crate::orchestrator::ports::"))
+        .collect();
+    assert!(found.is_empty(), "ml/ must depend only on the data model and the centre's ports (and Burn, Parquet):\n{}", found.join("\n"));
 }
 
 #[test]

@@ -92,6 +92,41 @@ fn bench_orchestrator_prints_json_figures() {
     assert!(figures["keeps_up"].is_boolean());
 }
 
+/// `aegis run` consults the model built in: both leaking vehicles of the coolant-leak scenario
+/// are predicted to fail before their own rules see anything, and the healthy two are not.
+#[test]
+fn a_run_raises_prediction_alerts_from_the_shipped_model_before_the_rules_fire() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("summary.json");
+    let result = aegis().args(["run", "--headless", "--scenario", "scenarios/coolant_leak.toml", "--speed", "max", "--duration", "45m", "--summary"]).arg(&summary).output().unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let alerts = summary["alerts"].as_array().unwrap();
+    let first = |vehicle: &str, origin: &str| alerts.iter().filter(|a| a["key"]["vehicle"] == vehicle && a["origin"] == origin).map(|a| a["created_at"].as_f64().unwrap()).fold(f64::INFINITY, f64::min);
+    for vehicle in ["V0001", "V0002"] {
+        let predicted = alerts.iter().find(|a| a["key"]["vehicle"] == vehicle && a["origin"] == "prediction").unwrap_or_else(|| panic!("no prediction for {vehicle}: {alerts:?}"));
+        assert_eq!((predicted["key"]["component"].as_str(), predicted["key"]["alert_type"].as_str()), (Some("cooling_system"), Some("predicted_failure")));
+        assert!(predicted["evidence"].as_array().is_some_and(|e| !e.is_empty()), "with the features behind it: {predicted}");
+        assert!(first(vehicle, "prediction") < first(vehicle, "vehicle_rule"), "{vehicle}: predicted before its own rules fired");
+    }
+    assert!(alerts.iter().all(|a| a["origin"] != "prediction" || ["V0001", "V0002"].contains(&a["key"]["vehicle"].as_str().unwrap())), "no prediction for the healthy vehicles: {alerts:?}");
+}
+
+#[test]
+fn a_run_refuses_a_model_it_cannot_use_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.aegis");
+    std::fs::write(&bad, b"AEGIS-MODEL\n\x05\x00\x00\x00{oops").unwrap();
+    let result = aegis().args(["run", "--headless", "--scenario", "scenarios/demo.toml", "--duration", "10s", "--speed", "max", "--model"]).arg(&bad).output().unwrap();
+    assert!(!result.status.success());
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("bad.aegis") && stderr.contains("metadata"), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("sim 00:00"), "refused before the run: {stderr}");
+    // Without a model the same run goes.
+    let plain = aegis().args(["run", "--headless", "--scenario", "scenarios/demo.toml", "--duration", "10s", "--speed", "max", "--no-model"]).output().unwrap();
+    assert!(plain.status.success(), "{}", String::from_utf8_lossy(&plain.stderr));
+}
+
 #[test]
 fn bad_arguments_are_named() {
     let result = aegis().args(["run", "--headless", "--scenario", "scenarios/demo.toml", "--duration", "forever"]).output().unwrap();

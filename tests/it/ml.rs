@@ -240,3 +240,18 @@ fn a_dataset_of_other_features_is_refused_by_name() {
     let error = Dataset::load(dir.path()).unwrap_err().to_string();
     assert!(error.contains("features differ") && error.contains("manifest.json"), "{error}");
 }
+
+/// The model built into the binary was made for this build's features, and every feature reads
+/// metrics that are in the telemetry catalogue.
+#[test]
+fn the_shipped_model_matches_the_metric_catalogue() {
+    let model = FailureModel::shipped().expect("assets/models/failure.aegis fits this build (retrain it with `aegis train` if not)");
+    assert_eq!(model.meta.features, feature_names());
+    let catalogue: Vec<&str> = aegis::model::METRICS.iter().map(|m| m.name).collect();
+    for channel in aegis::ml::features::Channel::ALL {
+        assert!(model.meta.features.iter().any(|f| f.starts_with(channel.name())), "{} has features", channel.name());
+        for metric in channel.metrics() {
+            assert!(catalogue.contains(&metric.name()), "{} reads {}, which the catalogue lacks", channel.name(), metric.name());
+        }
+    }
+}

@@ -128,7 +128,7 @@ fn an_acknowledgement_from_the_3d_view_goes_through_the_operator_path_and_is_aud
     let options = RunOptions::from_scenario(scenario.clone());
     let bus: aegis::bus::SharedBus = std::sync::Arc::new(aegis::bus::MemoryBus::new());
     let mut app = aegis::app::headless_app(&options, bus.clone());
-    app.insert_resource(LocalCentre::new(Policy::shipped(), &scenario, bus, None));
+    app.insert_resource(LocalCentre::new(Policy::shipped(), &scenario, bus, None, None));
     app.add_plugins(aegis::app::centre::plugin);
     app.insert_resource(bevy::time::TimeUpdateStrategy::FixedTimesteps(aegis::sim::clock::PHYSICS_HZ));
     app.finish();
