@@ -1400,8 +1400,6 @@ fn run_scenario(args: RunArgs) -> anyhow::Result<()> {
         Some(path) => Some(crate::app::ModelChoice::File(path.clone())),
         None => Some(crate::app::ModelChoice::Shipped),
     };
-    // A model that cannot be used is refused now, not once the run is under way.
-    crate::app::centre::predictor(&options)?;
     if !args.headless {
         #[cfg(feature = "gui")]
         {

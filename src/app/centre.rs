@@ -83,8 +83,7 @@ pub fn predictor(options: &super::RunOptions) -> anyhow::Result<Option<Box<dyn F
         super::ModelChoice::Shipped => crate::ml::model::FailureModel::shipped()?,
         super::ModelChoice::File(path) => crate::ml::model::FailureModel::load(path)?,
     };
-    let models = options.scenario.fleet_models(options.vehicles).into_iter().enumerate().map(|(i, m)| (crate::model::VehicleId(i as u32 + 1), m)).collect();
-    Ok(Some(Box::new(crate::ml::online::OnlinePredictor::new(model, models))))
+    Ok(Some(Box::new(crate::ml::online::OnlinePredictor::new(model, options.scenario.fleet_by_id(options.vehicles)))))
 }
 
 /// Steps an inserted [`LocalCentre`] once per simulated second.

@@ -3,7 +3,6 @@
 //! the history as they would in service), and collects each run's telemetry into a labelled
 //! dataset file on a thread of its own beside the simulation.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -14,7 +13,7 @@ use anyhow::Context;
 use super::{RunOptions, run_on_bus};
 use crate::bus::{Backlog, Filter, MemoryBus, SharedBus};
 use crate::ml::dataset::{Collector, Labelled, Manifest, RunEntry, empty_manifest, episode_counts, write_manifest, write_run};
-use crate::model::{Body, MessageKind, VehicleId};
+use crate::model::{Body, MessageKind};
 use crate::orchestrator::policy::Policy;
 use crate::scenario::Scenario;
 
@@ -83,7 +82,7 @@ pub fn build_dataset(build: &DatasetBuild) -> anyhow::Result<Manifest> {
 pub fn collect_run(options: &RunOptions) -> anyhow::Result<Labelled> {
     let bus: SharedBus = Arc::new(MemoryBus::new());
     let tap = bus.subscribe(Filter::kinds(&[MessageKind::Telemetry]), Backlog::Lossless);
-    let models: BTreeMap<VehicleId, _> = options.scenario.fleet_models(options.vehicles).into_iter().enumerate().map(|(i, m)| (VehicleId(i as u32 + 1), m)).collect();
+    let models = options.scenario.fleet_by_id(options.vehicles);
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let collector = scope.spawn(|| {

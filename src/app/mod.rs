@@ -424,6 +424,8 @@ pub fn run_headless(options: &RunOptions) -> anyhow::Result<RunSummary> {
 /// Runs the simulation on `bus` until its duration has passed or `stop` is set, and returns
 /// the summary. Publishing never waits on the bus; flushing it is the caller's business.
 pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> anyhow::Result<RunSummary> {
+    // First: a model that cannot be used is refused before any file or run is made.
+    let predictor = centre::predictor(options)?;
     let (mut recorder, bus) = match options.telemetry_out.as_deref() {
         Some(path) => {
             let (recorder, bus) = Recorder::open(path, bus)?;
@@ -436,7 +438,7 @@ pub fn run_on_bus(options: &RunOptions, bus: SharedBus, stop: &AtomicBool) -> an
     let hub = api_hub(options);
     let mut desk = None;
     if let Some(policy) = options.policy.clone() {
-        let centre = centre::LocalCentre::new(policy, &options.scenario, bus.clone(), hub.clone(), centre::predictor(options)?);
+        let centre = centre::LocalCentre::new(policy, &options.scenario, bus.clone(), hub.clone(), predictor);
         desk = Some(centre.desk.clone());
         app.insert_resource(centre);
         app.add_plugins(centre::plugin);

@@ -26,6 +26,8 @@ const GUI_MAX_SPEED: f64 = 120.0;
 /// Opens the 3D view on a scenario. With `screenshot`, saves one frame there after
 /// `exit_after` seconds (default 8) and exits.
 pub fn run(options: RunOptions, screenshot: Option<PathBuf>, exit_after: Option<f64>) -> anyhow::Result<()> {
+    // First: a model that cannot be used is refused before a window opens or a run is stored.
+    let predictor = crate::app::centre::predictor(&options)?;
     let bus: SharedBus = Arc::new(MemoryBus::new());
     // The store writer runs beside the window on its own thread, fed by the bus like the rest.
     let store = options.store.as_deref().map(|url| crate::app::open_store(url, &options, &bus)).transpose()?;
@@ -44,7 +46,7 @@ pub fn run(options: RunOptions, screenshot: Option<PathBuf>, exit_after: Option<
     let hub = crate::app::api_hub(&options);
     let mut desk = None;
     if let Some(policy) = options.policy.clone() {
-        let centre = LocalCentre::new(policy, &options.scenario, bus.clone(), hub.clone(), crate::app::centre::predictor(&options)?);
+        let centre = LocalCentre::new(policy, &options.scenario, bus.clone(), hub.clone(), predictor);
         desk = Some(centre.desk.clone());
         app.insert_resource(centre);
         app.add_plugins(centre::plugin);

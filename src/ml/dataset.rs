@@ -24,7 +24,7 @@ use parquet::schema::parser::parse_message_type;
 use serde::{Deserialize, Serialize};
 
 use super::MlError;
-use super::features::{FEATURES, FeatureRow, FleetFeatures, feature_names, minute_of};
+use super::features::{FEATURES, FeatureRow, FleetFeatures, feature_list_difference, feature_names};
 use super::labels::{COMPONENTS, Episode, EpisodeLog, HORIZONS_H, Labels, label};
 use crate::model::{FailureMode, Telemetry, VehicleId, VehicleModel};
 
@@ -86,10 +86,8 @@ impl RunEntry {
 /// A run's rows as they are collected, labelled at the end.
 #[derive(Debug)]
 pub struct Collector {
-    models: BTreeMap<VehicleId, VehicleModel>,
     features: FleetFeatures,
     episodes: EpisodeLog,
-    minute: Option<i64>,
     rows: Vec<FeatureRow>,
     last_s: f64,
 }
@@ -97,36 +95,25 @@ pub struct Collector {
 impl Collector {
     /// A collector for a fleet of `models`.
     pub fn new(models: BTreeMap<VehicleId, VehicleModel>) -> Self {
-        Self { models, features: FleetFeatures::new(), episodes: EpisodeLog::new(), minute: None, rows: Vec::new(), last_s: 0.0 }
+        Self { features: FleetFeatures::for_fleet(models), episodes: EpisodeLog::new(), rows: Vec::new(), last_s: 0.0 }
     }
 
-    /// Takes one telemetry frame of `vehicle` sampled at `sim_s`. Frames come in time order
-    /// across the fleet (a late one, held back by an outage, joins its minute if it is still
-    /// within the hour); the first frame of a new minute closes the last one's rows.
+    /// Takes one telemetry frame of `vehicle` sampled at `sim_s`, in the order
+    /// [`FleetFeatures::observe`] expects.
     pub fn telemetry(&mut self, vehicle: VehicleId, sim_s: f64, telemetry: &Telemetry) {
-        let Some(&model) = self.models.get(&vehicle) else { return };
-        let minute = minute_of(sim_s);
-        if let Some(open) = self.minute
-            && minute > open
-        {
-            self.rows.extend(self.features.rows(open));
+        if !self.features.in_fleet(vehicle) {
+            return;
         }
-        self.minute = Some(self.minute.map_or(minute, |m| m.max(minute)));
-        self.features.add(vehicle, model, sim_s, &telemetry.metrics);
+        let closed = self.features.observe(vehicle, sim_s, &telemetry.metrics);
+        self.rows.extend(closed);
         self.episodes.record(vehicle, sim_s, &telemetry.truth);
         self.last_s = self.last_s.max(sim_s);
     }
 
-    /// Rows so far.
-    pub fn rows(&self) -> usize {
-        self.rows.len()
-    }
-
     /// Closes the history: the last minute's rows, and every row's labels.
     pub fn finish(mut self) -> Labelled {
-        if let Some(open) = self.minute {
-            self.rows.extend(self.features.rows(open));
-        }
+        let last = self.features.close();
+        self.rows.extend(last);
         // A failure seen in the last minute is still present when the history ends.
         self.episodes.close(self.last_s, 60.0);
         let labels = self.rows.iter().map(|r| label(self.episodes.of(r.vehicle), r.sim_s())).collect();
@@ -279,9 +266,8 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, MlError> {
     if manifest.format != FORMAT_VERSION {
         return problem(format!("dataset format {} (this build reads {FORMAT_VERSION}); rebuild it with `aegis dataset build`", manifest.format));
     }
-    if manifest.features != feature_names() {
-        let first = manifest.features.iter().zip(feature_names()).position(|(a, b)| *a != b).unwrap_or(manifest.features.len().min(FEATURES));
-        return problem(format!("its features differ from this build's from feature {first} on ({} there, {FEATURES} here); rebuild it", manifest.features.len()));
+    if let Some(difference) = feature_list_difference(&manifest.features) {
+        return problem(format!("{difference}; rebuild it"));
     }
     let components: Vec<String> = COMPONENTS.iter().map(|c| c.as_str().to_owned()).collect();
     if manifest.components != components || manifest.horizons_h != HORIZONS_H {

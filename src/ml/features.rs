@@ -181,6 +181,19 @@ pub fn feature_names() -> Vec<String> {
     names
 }
 
+/// How `features` (a dataset's or a model's list) differs from this build's, if it does: the
+/// first feature that differs, by name, and the two lengths.
+pub fn feature_list_difference(features: &[String]) -> Option<String> {
+    let names = feature_names();
+    if features == names.as_slice() {
+        return None;
+    }
+    let at = features.iter().zip(&names).position(|(a, b)| a != b).unwrap_or(features.len().min(names.len()));
+    let theirs = features.get(at).map_or("nothing", String::as_str);
+    let ours = names.get(at).map_or("nothing", String::as_str);
+    Some(format!("its features differ from this build's: feature {at} is `{theirs}` there, `{ours}` here ({} features there, {} here)", features.len(), names.len()))
+}
+
 /// Running moments of one channel over one bucket (Welford's, so that a small variance about a
 /// large mean survives single precision).
 #[derive(Debug, Clone, Copy, Default)]
@@ -351,6 +364,10 @@ impl FeatureRow {
 #[derive(Debug, Clone, Default)]
 pub struct FleetFeatures {
     vehicles: BTreeMap<VehicleId, VehicleWindow>,
+    /// Each vehicle's model, for a fleet known up front ([`FleetFeatures::for_fleet`]).
+    fleet: BTreeMap<VehicleId, VehicleModel>,
+    /// The minute frames are arriving in ([`FleetFeatures::observe`]).
+    open: Option<i64>,
 }
 
 impl FleetFeatures {
@@ -359,19 +376,40 @@ impl FleetFeatures {
         Self::default()
     }
 
+    /// For a fleet of `models`, fed frame by frame through [`FleetFeatures::observe`].
+    pub fn for_fleet(models: BTreeMap<VehicleId, VehicleModel>) -> Self {
+        Self { fleet: models, ..Self::default() }
+    }
+
+    /// Whether `vehicle` is one of the fleet's.
+    pub fn in_fleet(&self, vehicle: VehicleId) -> bool {
+        self.fleet.contains_key(&vehicle)
+    }
+
+    /// Takes one frame of a fleet vehicle as it arrives: frames come in time order across the
+    /// fleet (a late one, held back by an outage, joins its minute if still within the hour),
+    /// so the first frame of a new minute closes the last one, whose rows it returns (none
+    /// otherwise). Frames of vehicles outside the fleet are ignored.
+    pub fn observe(&mut self, vehicle: VehicleId, sim_s: f64, frame: &TelemetryFrame) -> Vec<FeatureRow> {
+        let Some(&model) = self.fleet.get(&vehicle) else { return Vec::new() };
+        let minute = minute_of(sim_s);
+        let closed = match self.open {
+            Some(open) if minute > open => self.rows(open),
+            _ => Vec::new(),
+        };
+        self.open = Some(self.open.map_or(minute, |m| m.max(minute)));
+        self.add(vehicle, model, sim_s, frame);
+        closed
+    }
+
+    /// The rows of the minute still open: the end of the history.
+    pub fn close(&mut self) -> Vec<FeatureRow> {
+        self.open.take().map_or_else(Vec::new, |open| self.rows(open))
+    }
+
     /// Adds one frame of `vehicle` (of `model`) sampled at `sim_s`.
     pub fn add(&mut self, vehicle: VehicleId, model: VehicleModel, sim_s: f64, frame: &TelemetryFrame) {
         self.vehicles.entry(vehicle).or_insert_with(|| VehicleWindow::new(model)).add(sim_s, frame);
-    }
-
-    /// Vehicles with a window.
-    pub fn len(&self) -> usize {
-        self.vehicles.len()
-    }
-
-    /// Whether no vehicle has sent a frame.
-    pub fn is_empty(&self) -> bool {
-        self.vehicles.is_empty()
     }
 
     /// Bytes the windows take per vehicle (the feature state's memory).

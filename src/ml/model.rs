@@ -17,7 +17,7 @@ use burn::tensor::{Bytes, Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::MlError;
-use super::features::{FEATURES, feature_names};
+use super::features::{FEATURES, feature_list_difference};
 use super::labels::{COMPONENTS, HORIZONS_H};
 
 /// The model file format this build writes and reads.
@@ -140,25 +140,17 @@ pub struct FailureModel {
     /// Its metadata.
     pub meta: ModelMeta,
     net: Mlp,
-    device: Device,
 }
 
 impl FailureModel {
     /// A model of `net` and `meta`, moved to the plain CPU device for inference.
     pub fn new(meta: ModelMeta, net: Mlp) -> FailureModel {
-        let device = Device::flex();
-        FailureModel { meta, net: net.valid().to_device(&device), device }
+        FailureModel { meta, net: net.valid().to_device(&Device::flex()) }
     }
 
     /// Raw outputs for `rows` (each [`FEATURES`] long, not yet normalised): `[rows][OUTPUTS]`.
     pub fn outputs(&self, rows: &[&[f32]]) -> Vec<[f32; OUTPUTS]> {
-        if rows.is_empty() {
-            return Vec::new();
-        }
-        let x = normalise(rows, &self.meta.feature_mean, &self.meta.feature_std);
-        let out = self.net.forward(Tensor::from_data(TensorData::new(x, [rows.len(), FEATURES]), &self.device));
-        let flat: Vec<f32> = out.into_data().try_to_vec::<f32>().unwrap_or_default();
-        flat.chunks_exact(OUTPUTS).map(|c| c.try_into().expect("chunks of OUTPUTS")).collect()
+        forward_rows(&self.net, rows, &self.meta.feature_mean, &self.meta.feature_std)
     }
 
     /// Predictions for `rows`, in one batch.
@@ -213,7 +205,7 @@ impl FailureModel {
         let device = Device::flex();
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec())).map_err(|e| format!("weights: {e}"))?;
         let net = Mlp::new(&meta.architecture, &device).try_load_record(record).map_err(|e| format!("weights: {e}"))?;
-        Ok(FailureModel { meta, net, device })
+        Ok(FailureModel { meta, net })
     }
 }
 
@@ -223,12 +215,8 @@ impl ModelMeta {
         if self.format != MODEL_FORMAT {
             return Err(format!("model format {} (this build reads {MODEL_FORMAT}); retrain it with `aegis train`", self.format));
         }
-        let names = feature_names();
-        if self.features != names {
-            let at = self.features.iter().zip(&names).position(|(a, b)| a != b).unwrap_or(self.features.len().min(names.len()));
-            let theirs = self.features.get(at).map_or("nothing", String::as_str);
-            let ours = names.get(at).map_or("nothing", String::as_str);
-            return Err(format!("its features differ from this build's: feature {at} is `{theirs}` there, `{ours}` here ({} features there, {} here); retrain it", self.features.len(), names.len()));
+        if let Some(difference) = feature_list_difference(&self.features) {
+            return Err(format!("{difference}; retrain it"));
         }
         let components: Vec<&str> = COMPONENTS.iter().map(|c| c.as_str()).collect();
         if self.components != components {
@@ -251,6 +239,17 @@ impl ModelMeta {
         }
         Ok(())
     }
+}
+
+/// Raw outputs of `net` (on the plain CPU device) for `rows`, normalised by `mean` and `std`, in
+/// one batch: `[rows][OUTPUTS]`.
+pub fn forward_rows(net: &Mlp, rows: &[&[f32]], mean: &[f32], std: &[f32]) -> Vec<[f32; OUTPUTS]> {
+    if rows.is_empty() {
+        return Vec::new();
+    }
+    let x = Tensor::from_data(TensorData::new(normalise(rows, mean, std), [rows.len(), FEATURES]), &Device::flex());
+    let flat: Vec<f32> = net.forward(x).into_data().try_to_vec::<f32>().unwrap_or_default();
+    flat.chunks_exact(OUTPUTS).map(|c| c.try_into().expect("chunks of OUTPUTS")).collect()
 }
 
 /// `rows` normalised into one row-major block.

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::features::{FleetFeatures, minute_of};
+use super::features::{FeatureRow, FleetFeatures};
 use super::labels::{COMPONENTS, HORIZONS_H};
 use super::model::{FailureModel, OUTPUTS, probability_index};
 use crate::model::{TelemetryFrame, VehicleId, VehicleModel};
@@ -20,35 +20,25 @@ const EVIDENCE_FEATURES: usize = 3;
 /// The failure model, fed by the centre.
 pub struct OnlinePredictor {
     model: FailureModel,
-    models: BTreeMap<VehicleId, VehicleModel>,
     features: FleetFeatures,
     names: Vec<String>,
-    /// The minute frames are arriving in.
-    open: Option<i64>,
     /// Evaluations not yet polled.
     ready: Vec<VehiclePrediction>,
-    /// Evaluations made, and vehicles evaluated in them.
-    pub evaluations: u64,
-    /// Vehicle evaluations made.
-    pub vehicles_evaluated: u64,
 }
 
 impl OnlinePredictor {
     /// A predictor running `model` for a fleet of `models`.
     pub fn new(model: FailureModel, models: BTreeMap<VehicleId, VehicleModel>) -> Self {
-        Self { model, models, features: FleetFeatures::new(), names: super::features::feature_names(), open: None, ready: Vec::new(), evaluations: 0, vehicles_evaluated: 0 }
+        Self { model, features: FleetFeatures::for_fleet(models), names: super::features::feature_names(), ready: Vec::new() }
     }
 
-    /// Evaluates every vehicle with data in `minute`, in one batch.
-    fn evaluate(&mut self, minute: i64) {
-        let rows = self.features.rows(minute);
+    /// Evaluates a minute's `rows` (every vehicle with data in it), in one batch.
+    fn evaluate(&mut self, rows: Vec<FeatureRow>) {
         if rows.is_empty() {
             return;
         }
         let inputs: Vec<&[f32]> = rows.iter().map(|r| r.values.as_slice()).collect();
         let outputs = self.model.outputs(&inputs);
-        self.evaluations += 1;
-        self.vehicles_evaluated += rows.len() as u64;
         for (row, out) in rows.iter().zip(&outputs) {
             let prediction = self.model.prediction(out);
             let components = COMPONENTS
@@ -85,15 +75,8 @@ impl OnlinePredictor {
 
 impl FailurePredictor for OnlinePredictor {
     fn observe(&mut self, vehicle: VehicleId, sim_s: f64, frame: &TelemetryFrame) {
-        let Some(&model) = self.models.get(&vehicle) else { return };
-        let minute = minute_of(sim_s);
-        if let Some(open) = self.open
-            && minute > open
-        {
-            self.evaluate(open);
-        }
-        self.open = Some(self.open.map_or(minute, |m| m.max(minute)));
-        self.features.add(vehicle, model, sim_s, frame);
+        let closed = self.features.observe(vehicle, sim_s, frame);
+        self.evaluate(closed);
     }
 
     fn poll(&mut self) -> Vec<VehiclePrediction> {

@@ -19,7 +19,7 @@ use super::dataset::Dataset;
 use super::features::{FEATURES, feature_names};
 use super::labels::{COMPONENTS, HORIZONS_H};
 use super::metrics::{average_precision, brier, roc_auc};
-use super::model::{Architecture, FailureModel, MODEL_FORMAT, Mlp, ModelMeta, OUTPUTS, PROBABILITIES, Platt, TIME_HORIZON_H, normalise, probability_index};
+use super::model::{Architecture, FailureModel, MODEL_FORMAT, Mlp, ModelMeta, OUTPUTS, PROBABILITIES, Platt, TIME_HORIZON_H, forward_rows, normalise, probability_index};
 
 /// How to train.
 #[derive(Debug, Clone, Serialize)]
@@ -318,15 +318,12 @@ fn validation_loss(net: &Mlp, data: &Prepared, val: &[usize], norm: &(Vec<f32>, 
 
 /// Raw outputs of `net` for `rows`.
 fn outputs(net: &Mlp, data: &Prepared, rows: &[usize], norm: &(Vec<f32>, Vec<f32>)) -> Vec<[f32; OUTPUTS]> {
-    let device = Device::flex();
-    let mut out = Vec::with_capacity(rows.len());
-    for batch in rows.chunks(4096) {
-        let features: Vec<&[f32]> = batch.iter().map(|&u| data.features(u)).collect();
-        let x = Tensor::<2>::from_data(TensorData::new(normalise(&features, &norm.0, &norm.1), [batch.len(), FEATURES]), &device);
-        let flat: Vec<f32> = net.forward(x).into_data().try_to_vec::<f32>().unwrap_or_default();
-        out.extend(flat.chunks_exact(OUTPUTS).map(|c| <[f32; OUTPUTS]>::try_from(c).expect("chunks of OUTPUTS")));
-    }
-    out
+    rows.chunks(4096)
+        .flat_map(|batch| {
+            let features: Vec<&[f32]> = batch.iter().map(|&u| data.features(u)).collect();
+            forward_rows(net, &features, &norm.0, &norm.1)
+        })
+        .collect()
 }
 
 /// Trains a model on `dataset`, reporting each epoch to `report`.

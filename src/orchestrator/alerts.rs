@@ -397,6 +397,11 @@ impl AlertStore {
         self.alerts.get(id)
     }
 
+    /// The latest alert of `key`, active or not.
+    pub fn of_key(&self, key: &AlertKey) -> Option<&AlertRecord> {
+        self.by_key.get(key).and_then(|id| self.alerts.get(id))
+    }
+
     /// How many alerts there are, active or not.
     pub fn len(&self) -> usize {
         self.alerts.len()

@@ -24,6 +24,9 @@ use crate::model::{Body, CommandAction, Component, Envelope, EventKind, Metric, 
 /// caller says otherwise.
 pub const DEFAULT_OFFLINE_AFTER_S: f64 = (crate::model::HEARTBEAT_INTERVAL_S * super::tracker::MISSED_HEARTBEATS as u64) as f64;
 
+/// The alert type of the failure model's predictions.
+pub const PREDICTED_FAILURE: &str = "predicted_failure";
+
 /// Seconds a command stays valid.
 const COMMAND_TTL_S: f64 = 900.0;
 
@@ -344,10 +347,10 @@ impl Brain {
                     let hours = outlook.hours_to_failure.clamp(shorter, horizon as f32);
                     self.predicted(evaluation.vehicle, outlook.component, Some(hours), probability, outlook.evidence.clone(), at);
                 }
-                // Lifted once, as the absence becomes sustained (a calm fleet costs no lookups).
+                // Lifted once, as the absence becomes sustained.
                 None if streak == -sustain => {
-                    let key = AlertKey { vehicle: evaluation.vehicle, component: outlook.component, alert_type: "predicted_failure".to_owned() };
-                    if self.alerts.all().any(|a| a.active && a.key == key) {
+                    let key = AlertKey { vehicle: evaluation.vehicle, component: outlook.component, alert_type: PREDICTED_FAILURE.to_owned() };
+                    if self.alerts.of_key(&key).is_some_and(|a| a.active) {
                         self.predicted(evaluation.vehicle, outlook.component, None, 0.0, Vec::new(), at);
                     }
                 }
@@ -369,7 +372,7 @@ impl Brain {
             _ => Severity::Warning,
         };
         let observation = Observation {
-            key: AlertKey { vehicle, component, alert_type: "predicted_failure".to_owned() },
+            key: AlertKey { vehicle, component, alert_type: PREDICTED_FAILURE.to_owned() },
             at,
             condition: if hours.is_some() { Condition::Raise } else { Condition::Clear },
             severity,

@@ -479,6 +479,11 @@ impl Scenario {
         index as usize % self.fleet.depots.len()
     }
 
+    /// [`Scenario::fleet_models`] by vehicle id.
+    pub fn fleet_by_id(&self, count: u32) -> std::collections::BTreeMap<crate::model::VehicleId, VehicleModel> {
+        self.fleet_models(count).into_iter().zip(1..).map(|(model, n)| (crate::model::VehicleId(n), model)).collect()
+    }
+
     /// The model of each of `count` vehicles: each next vehicle goes to the model furthest
     /// behind its share, so any prefix of the fleet has close to the requested mix.
     pub fn fleet_models(&self, count: u32) -> Vec<VehicleModel> {
